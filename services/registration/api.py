@@ -1,0 +1,249 @@
+"""HTTP entry points of the registration service: translate requests into store calls."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.registration import store
+from services.registration.schemas import (
+    MAX_BULK_ROWS,
+    ParticipantIn,
+    ParticipantOut,
+    Registered,
+    rows_from_csv,
+    validate_patch,
+    validate_row,
+)
+from services.registration.settings import RegistrationSettings
+from shared.auth import Caller, KeyStore, api_keys_router, require
+from shared.clock import Clock, SystemClock
+from shared.problems import (
+    PROBLEM_JSON,
+    Problem,
+    install_problem_handlers,
+    read_body,
+    read_json,
+    validation_problem,
+)
+from shared.topics import PARTICIPANTS, topic_name
+
+SCOPES = ["participants:write", "participants:read"]
+SINGLE_MAX_BYTES = 64 * 1024
+BULK_MAX_BYTES = 16 * 1024 * 1024
+IDEMPOTENCY_KEY_MAX = 200
+
+router = APIRouter(prefix="/v1/participants", tags=["participants"])
+Writer = Annotated[Caller, Depends(require("participants:write"))]
+Reader = Annotated[Caller, Depends(require("participants:read"))]
+
+
+def _json(status: int, body: Any) -> Response:
+    media = PROBLEM_JSON if status >= 400 else "application/json"
+    return Response(orjson.dumps(body), status_code=status, media_type=media)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX or not key.isascii() or not key.isprintable():
+        raise Problem(400, "Invalid Idempotency-Key",
+                      f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII "
+                      "characters")
+    return key
+
+
+async def _once(request: Request, caller: Caller, body: Any, work) -> Response:
+    """Run `work(conn)` -> (status, body) in one transaction, once per Idempotency-Key."""
+    key = _idempotency_key(request)
+    pool = request.app.state.pool
+    async with pool.acquire() as conn, conn.transaction():
+        if key is not None:
+            digest = hashlib.sha256(
+                request.url.path.encode() + b"\0" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+            ).digest()
+            earlier = await store.claim_idempotency_key(conn, caller.key_id, key, digest)
+            if earlier is not None:
+                if earlier["request_hash"] != digest:
+                    raise Problem(422, "Idempotency-Key reused",
+                                  "this Idempotency-Key was used with another request body")
+                return Response(earlier["body"], status_code=earlier["status_code"],
+                                media_type=PROBLEM_JSON if earlier["status_code"] >= 400
+                                else "application/json")
+        status, out = await work(conn)
+        if key is not None:
+            await store.save_idempotent_response(conn, caller.key_id, key, status,
+                                                 orjson.dumps(out))
+    return _json(status, out)
+
+
+def _duplicate_problem(participant_id: uuid.UUID) -> dict[str, Any]:
+    return Problem(409, "Already registered",
+                   "a live membership with this NIK exists",
+                   errors=[{"field": "nik", "message": "already registered"}],
+                   extra={"participant_id": str(participant_id)}).body()
+
+
+@router.post("", status_code=201, response_model=Registered,
+             responses={409: {"description": "NIK already registered"}},
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": ParticipantIn.model_json_schema()}}}})
+async def register_one(request: Request, caller: Writer) -> Response:
+    raw = await read_json(request, max_bytes=SINGLE_MAX_BYTES)
+    clock: Clock = request.app.state.clock
+    participant, errors = validate_row(raw, clock.today())
+    if participant is None:
+        raise validation_problem(errors)
+
+    async def work(conn) -> tuple[int, dict[str, Any]]:
+        [outcome] = await store.register(conn, [participant], caller=caller.key_id,
+                                         today=clock.today(), topic=request.app.state.topic)
+        if not outcome.created:
+            return 409, _duplicate_problem(outcome.participant_id)
+        return 201, {"participant_id": str(outcome.participant_id), "kpj": outcome.kpj,
+                     "status": "registered"}
+
+    return await _once(request, caller, raw, work)
+
+
+@router.post("/bulk", openapi_extra={"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "properties": {"participants": {
+        "type": "array", "maxItems": MAX_BULK_ROWS, "items": ParticipantIn.model_json_schema()}}}},
+    "text/csv": {"schema": {"type": "string"}}}}})
+async def register_bulk(request: Request, caller: Writer) -> Response:
+    """Up to 10,000 rows as JSON or text/csv; each row succeeds or fails on its own."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "text/csv":
+        text = (await read_body(request, max_bytes=BULK_MAX_BYTES)).decode("utf-8", "replace")
+        try:
+            rows: list[Any] = rows_from_csv(text)
+        except ValueError as exc:
+            raise Problem(422, "Invalid CSV", str(exc)) from None
+        raw: Any = {"participants": rows}
+    else:
+        raw = await read_json(request, max_bytes=BULK_MAX_BYTES)
+        if not isinstance(raw, dict) or set(raw) != {"participants"} or not isinstance(
+                raw["participants"], list):
+            raise validation_problem([{"field": "participants",
+                                       "message": "send {\"participants\": [...]}"}])
+        rows = raw["participants"]
+    if len(rows) > MAX_BULK_ROWS:
+        raise validation_problem([{"field": "participants",
+                                   "message": f"at most {MAX_BULK_ROWS} rows per request"}])
+    clock: Clock = request.app.state.clock
+    today = clock.today()
+    valid: list[tuple[int, ParticipantIn]] = []
+    rejected: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        participant, errors = validate_row(row, today)
+        if participant is None:
+            rejected.append({"index": index, "errors": errors})
+        else:
+            valid.append((index, participant))
+
+    async def work(conn) -> tuple[int, dict[str, Any]]:
+        outcomes = await store.register(conn, [p for _, p in valid], caller=caller.key_id,
+                                        today=today, topic=request.app.state.topic)
+        results = []
+        for (index, _), outcome in zip(valid, outcomes, strict=True):
+            if outcome.created:
+                results.append({"index": index, "participant_id": str(outcome.participant_id)})
+            else:
+                rejected.append({"index": index, "participant_id": str(outcome.participant_id),
+                                 "errors": [{"field": "nik", "message": "already registered"}]})
+        rejected.sort(key=lambda r: r["index"])
+        return 200, {"accepted": len(results), "rejected": rejected, "results": results}
+
+    return await _once(request, caller, raw, work)
+
+
+def _participant_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Problem(404, "Not found", "no participant has this id (not a UUID)") from None
+
+
+def _public(record: Any, caller: Caller) -> dict[str, Any]:
+    out = ParticipantOut.from_record(record).model_dump(mode="json")
+    if caller.key_id == record["registered_by"]:
+        # The registering partner sees what it sent (DOMAIN.md: masked to anyone else).
+        out["nik"], out["full_name"] = record["nik"], record["full_name"]
+    return out
+
+
+@router.get("/{participant_id}", response_model=ParticipantOut)
+async def read_participant(participant_id: str, request: Request, caller: Reader) -> Response:
+    record = await store.get(request.app.state.pool, _participant_id(participant_id))
+    if record is None:
+        raise Problem(404, "Not found", "no participant has this id")
+    return _json(200, _public(record, caller))
+
+
+@router.patch("/{participant_id}", response_model=ParticipantOut)
+async def change_participant(participant_id: str, request: Request, caller: Writer) -> Response:
+    pid = _participant_id(participant_id)
+    raw = await read_json(request, max_bytes=SINGLE_MAX_BYTES)
+    clock: Clock = request.app.state.clock
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        record = await store.get(conn, pid, for_update=True)
+        if record is None:
+            raise Problem(404, "Not found", "no participant has this id")
+        if record["status"] == "terminated":
+            raise Problem(409, "Membership ended",
+                          "this membership has ended; register the worker anew")
+        patch, errors = validate_patch(raw, store.as_registration(record), clock.today())
+        if patch is None:
+            raise validation_problem(errors)
+        changes = {k: v for k, v in patch.changes().items()
+                   if (list(record[k]) if k == "programs" else record[k])
+                   != (list(v) if k == "programs" else v)}
+        if changes:
+            record = await store.change(conn, record, changes, topic=request.app.state.topic)
+    return _json(200, _public(record, caller))
+
+
+def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) -> FastAPI:
+    from shared.db import create_pool, migrate  # adapters, wired here only
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
+                                           max_size=settings.db_pool_max)
+        await migrate(app.state.pool, settings.migrations_dir)
+        app.state.keys = KeyStore(app.state.pool, settings.bootstrap_api_key)
+        app.state.clock = clock or SystemClock()
+        app.state.topic = topic_name(PARTICIPANTS, settings.topic_prefix)
+        relay = None
+        if settings.embedded_relay:
+            from services.registration.relay import start_embedded
+            relay = await start_embedded(settings)
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            if relay is not None:
+                await relay.stop()
+            await app.state.pool.close()
+
+    app = FastAPI(title="UCJ Live — registration", version="1", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.include_router(api_keys_router(SCOPES))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        if not getattr(request.app.state, "ready", False):
+            raise Problem(503, "Starting", "the service is not ready yet")
+        await request.app.state.pool.fetchval("SELECT 1")
+        return JSONResponse({"status": "ok"})
+
+    return app

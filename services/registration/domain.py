@@ -1,0 +1,460 @@
+"""Registration rules: who may register, in which segment, with which programmes.
+
+Pure: the standard library and the region directory's types only; no I/O, no pydantic.
+Facts come from ../shared/DOMAIN.md; each regulated figure is a named constant here, so the
+day a regulation changes there is one place to change (and to date, when it first does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import unicodedata
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from shared.regions import NATIONAL_CODE, RegionDirectory, level_of
+
+Segment = Literal["PU", "BPU", "JAKON", "PMI"]
+Program = Literal["JKK", "JKM", "JHT", "JP", "JKP"]
+Sex = Literal["M", "F"]
+EmployerRule = Literal["required", "forbidden", "either"]
+
+SEGMENTS: tuple[Segment, ...] = ("PU", "BPU", "JAKON", "PMI")
+PROGRAMS: tuple[Program, ...] = ("JKK", "JKM", "JHT", "JP", "JKP")
+
+# --- identity -------------------------------------------------------------------------------
+NIK_LENGTH = 16
+NIK_FEMALE_DAY_OFFSET = 40  # women's NIK carries the birth day + 40 (41–71)
+NIK_EMPTY_SERIAL = "0000"  # serials start at 0001
+
+# --- age ------------------------------------------------------------------------------------
+# BPS counts the working-age population (Sakernas, the UCJ denominator) from 15 years.
+MIN_WORKER_AGE = 15
+# Older than this on the registration day is taken as a typing error in birth_date.
+MAX_PLAUSIBLE_AGE = 100
+# JKP (job-loss) enrolment: only for workers under 54 when they enrol (PP 37/2021).
+JKP_AGE_LIMIT = 54
+
+# --- income (integer rupiah a month) -----------------------------------------------------------
+# BPU: declared income at least Rp 1,000,000; JKK (1%) is capped at Rp 207,000, so a declared
+# income above Rp 20,700,000 buys nothing and is refused.
+BPU_MIN_DECLARED_INCOME = 1_000_000
+BPU_MAX_DECLARED_INCOME = 20_700_000
+# Wages and incomes of the other segments: positive and below a figure no monthly wage reaches;
+# beyond it the number is a typing error (or an overflow attempt), not a wage.
+MIN_MONTHLY_INCOME = 1
+MONTHLY_INCOME_SANITY_CAP = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentTerms:
+    """What a segment's membership may and must contain."""
+
+    required_programs: frozenset[Program]
+    optional_programs: frozenset[Program]
+    employer: EmployerRule
+    min_monthly_income: int
+    max_monthly_income: int
+
+    @property
+    def allowed_programs(self) -> frozenset[Program]:
+        return self.required_programs | self.optional_programs
+
+
+_ALWAYS: frozenset[Program] = frozenset({"JKK", "JKM"})
+
+# Segments × programmes, employer and income, from DOMAIN.md "Who is covered, with what".
+# PU: JP is for medium/large firms and JKP for citizens; v1 knows neither firm size nor
+# citizenship, so both are open to every PU worker (JKP still under the age limit).
+# PMI: registered by the worker or through a placement agency, so employer_id may be either.
+SEGMENT_TERMS: dict[str, SegmentTerms] = {
+    "PU": SegmentTerms(
+        required_programs=_ALWAYS,
+        optional_programs=frozenset({"JHT", "JP", "JKP"}),
+        employer="required",
+        min_monthly_income=MIN_MONTHLY_INCOME,
+        max_monthly_income=MONTHLY_INCOME_SANITY_CAP,
+    ),
+    "BPU": SegmentTerms(
+        required_programs=_ALWAYS,
+        optional_programs=frozenset({"JHT"}),
+        employer="forbidden",
+        min_monthly_income=BPU_MIN_DECLARED_INCOME,
+        max_monthly_income=BPU_MAX_DECLARED_INCOME,
+    ),
+    "JAKON": SegmentTerms(
+        required_programs=_ALWAYS,
+        optional_programs=frozenset(),
+        employer="required",
+        min_monthly_income=MIN_MONTHLY_INCOME,
+        max_monthly_income=MONTHLY_INCOME_SANITY_CAP,
+    ),
+    "PMI": SegmentTerms(
+        required_programs=_ALWAYS,
+        optional_programs=frozenset({"JHT"}),
+        employer="either",
+        min_monthly_income=MIN_MONTHLY_INCOME,
+        max_monthly_income=MONTHLY_INCOME_SANITY_CAP,
+    ),
+}
+
+# What PATCH may change; everything else (identity) is fixed once registered.
+CHANGEABLE_FIELDS: tuple[str, ...] = (
+    "region_code", "segment", "employer_id", "monthly_income", "programs",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field of a request; field "" means the request as a whole."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A worker as registered: identity, where they are counted, and how they are covered."""
+
+    nik: str
+    full_name: str
+    birth_date: date
+    sex: Sex
+    region_code: str
+    segment: Segment
+    employer_id: str | None
+    occupation: str | None
+    monthly_income: int
+    programs: tuple[Program, ...]
+
+
+# --- small facts ------------------------------------------------------------------------------
+
+
+def age_on(birth_date: date, day: date) -> int:
+    """Whole years completed on `day` (a 29 February birthday counts from 1 March)."""
+    had_birthday = (day.month, day.day) >= (birth_date.month, birth_date.day)
+    return day.year - birth_date.year - (0 if had_birthday else 1)
+
+
+def programs_allowed_for(segment: str) -> frozenset[Program]:
+    """Every programme the segment may take (required ones included); empty if unknown."""
+    terms = SEGMENT_TERMS.get(segment)
+    return terms.allowed_programs if terms else frozenset()
+
+
+def programs_required_for(segment: str) -> frozenset[Program]:
+    terms = SEGMENT_TERMS.get(segment)
+    return terms.required_programs if terms else frozenset()
+
+
+def province_codes(regions: RegionDirectory) -> frozenset[str]:
+    return frozenset(r.code for r in regions.children(NATIONAL_CODE) if r.level == "province")
+
+
+def _listing(items: Iterable[str]) -> str:
+    ordered = [p for p in PROGRAMS if p in set(items)]
+    return " and ".join(ordered) if len(ordered) <= 2 else ", ".join(ordered)
+
+
+# --- identity rules -------------------------------------------------------------------------
+
+
+def _nik_birth_digits(nik: str) -> tuple[int, int, int] | None:
+    """(day with any +40, month, two-digit year) from digits 7–12, None if not a DDMMYY date."""
+    day, month, year = int(nik[6:8]), int(nik[8:10]), int(nik[10:12])
+    plain_day = day - NIK_FEMALE_DAY_OFFSET if day > NIK_FEMALE_DAY_OFFSET else day
+    if not 1 <= month <= 12 or not 1 <= plain_day <= 31:
+        return None
+    return day, month, year
+
+
+def check_nik(
+    nik: str, birth_date: date, sex: str, *, province_codes: Collection[str]
+) -> list[FieldError]:
+    """The NIK's shape, its province, and its birth digits against birth_date and sex.
+
+    Messages never repeat the NIK: it is personal data and error bodies end up in logs.
+    """
+
+    def problem(message: str) -> FieldError:
+        return FieldError("nik", message)
+
+    # str.isdigit() accepts Arabic-Indic, full-width and other Unicode digits: ASCII only.
+    if not (nik.isascii() and nik.isdigit()):
+        return [problem("must contain only the digits 0-9")]
+    if len(nik) != NIK_LENGTH:
+        return [problem(f"must be exactly {NIK_LENGTH} digits, not {len(nik)}")]
+    errors: list[FieldError] = []
+    if nik[:2] not in province_codes:
+        errors.append(problem(f"digits 1-2 ({nik[:2]}) are not a province code"))
+    encoded = _nik_birth_digits(nik)
+    if encoded is None:
+        errors.append(
+            problem("digits 7-12 are not a birth date (DDMMYY, 40 added to DD for women)")
+        )
+    else:
+        day, month, year = encoded
+        same_date = (month, year) == (birth_date.month, birth_date.year % 100)
+        female_day = birth_date.day + NIK_FEMALE_DAY_OFFSET
+        if same_date and sex == "M" and day == female_day:
+            errors.append(problem("digits 7-8 have 40 added to the day (a woman), but sex is M"))
+        elif same_date and sex == "F" and day == birth_date.day:
+            errors.append(problem("digits 7-8 have no 40 added to the day (a man), but sex is F"))
+        elif not same_date or day != (female_day if sex == "F" else birth_date.day):
+            errors.append(problem("digits 7-12 (DDMMYY) do not match birth_date"))
+    if nik[12:] == NIK_EMPTY_SERIAL:
+        errors.append(problem(f"serial (digits 13-16) may not be {NIK_EMPTY_SERIAL}"))
+    return errors
+
+
+def check_sex(sex: str) -> list[FieldError]:
+    return [] if sex in ("M", "F") else [FieldError("sex", "must be M or F")]
+
+
+def check_birth_date(birth_date: date, *, today: date) -> list[FieldError]:
+    if birth_date > today:
+        return [FieldError("birth_date", "is in the future")]
+    age = age_on(birth_date, today)
+    if age < MIN_WORKER_AGE:
+        return [FieldError(
+            "birth_date", f"a worker must be at least {MIN_WORKER_AGE} years old (is {age})"
+        )]
+    if age > MAX_PLAUSIBLE_AGE:
+        return [FieldError(
+            "birth_date", f"gives an age of {age}; more than {MAX_PLAUSIBLE_AGE} is not plausible"
+        )]
+    return []
+
+
+def check_text(field: str, value: str | None, *, required: bool = False) -> list[FieldError]:
+    """Free text: not blank, and no control or surrogate characters (the database refuses NUL,
+    and a lone surrogate cannot be stored as UTF-8)."""
+    if value is None:
+        return [FieldError(field, "is required")] if required else []
+    if not value.strip():
+        hint = "" if required else "; send null when there is none"
+        return [FieldError(field, f"may not be blank{hint}")]
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        return [FieldError(field, "may not contain control characters")]
+    return []
+
+
+# --- where the worker is counted ------------------------------------------------------------
+
+
+def check_region(region_code: str, *, regions: RegionDirectory) -> list[FieldError]:
+    level = level_of(region_code)
+    if level is None:
+        return [FieldError("region_code", "is not a Kemendagri code (village: PP.RR.DD.VVVV)")]
+    if level != "village":
+        known = "" if region_code in regions else "unknown "
+        return [FieldError(
+            "region_code",
+            f"{region_code} is a {known}{level} code; give the village (kelurahan/desa) code",
+        )]
+    if not regions.is_village(region_code):
+        return [FieldError("region_code", f"{region_code} is not a known village code")]
+    return []
+
+
+# --- segment, employer, programmes, income ----------------------------------------------------
+
+
+def check_segment(segment: str) -> list[FieldError]:
+    if segment in SEGMENT_TERMS:
+        return []
+    return [FieldError("segment", f"must be one of {' '.join(SEGMENTS)}")]
+
+
+def check_employer(segment: str, employer_id: str | None) -> list[FieldError]:
+    terms = SEGMENT_TERMS.get(segment)
+    if terms is None:
+        return []
+    if terms.employer == "required" and employer_id is None:
+        return [FieldError("employer_id", f"is required for {segment}")]
+    if terms.employer == "forbidden" and employer_id is not None:
+        return [FieldError("employer_id", f"must be null for {segment} (no employer)")]
+    return check_text("employer_id", employer_id)
+
+
+def check_programs(
+    segment: str,
+    programs: Iterable[str],
+    *,
+    age_at_enrolment: int,
+    already_enrolled: Collection[str] = (),
+) -> list[FieldError]:
+    """Programmes against the segment's terms. JKP's age limit applies when JKP is taken up,
+    so a member already in JKP keeps it as they grow older."""
+    listed = list(programs)
+    errors: list[FieldError] = []
+    unknown = [p for p in listed if p not in PROGRAMS]
+    for program in dict.fromkeys(unknown):
+        errors.append(
+            FieldError("programs", f"{program} is not a programme ({' '.join(PROGRAMS)})")
+        )
+    for program in dict.fromkeys(p for p in listed if listed.count(p) > 1):
+        errors.append(FieldError("programs", f"{program} is listed more than once"))
+    terms = SEGMENT_TERMS.get(segment)
+    if terms is None:
+        return errors
+    chosen = set(listed)
+    missing = terms.required_programs - chosen
+    if missing:
+        errors.append(FieldError(
+            "programs", f"must include {_listing(missing)} (required for {segment})"
+        ))
+    for program in PROGRAMS:
+        if program in chosen and program not in terms.allowed_programs:
+            errors.append(FieldError("programs", f"{segment} may not take {program}"))
+    if (
+        "JKP" in chosen
+        and "JKP" in terms.allowed_programs
+        and "JKP" not in already_enrolled
+        and age_at_enrolment >= JKP_AGE_LIMIT
+    ):
+        errors.append(FieldError(
+            "programs",
+            f"JKP is only for workers under {JKP_AGE_LIMIT} when they enrol "
+            f"(this worker is {age_at_enrolment})",
+        ))
+    return errors
+
+
+def check_income(segment: str, monthly_income: int) -> list[FieldError]:
+    terms = SEGMENT_TERMS.get(segment)
+    if terms is None:
+        return []
+    if monthly_income < terms.min_monthly_income:
+        return [FieldError(
+            "monthly_income", f"must be at least Rp {terms.min_monthly_income:,} for {segment}"
+        )]
+    if monthly_income > terms.max_monthly_income:
+        return [FieldError(
+            "monthly_income", f"must be at most Rp {terms.max_monthly_income:,} for {segment}"
+        )]
+    return []
+
+
+# --- whole requests -------------------------------------------------------------------------
+
+
+def check_registration(
+    registration: Registration, *, regions: RegionDirectory, today: date
+) -> list[FieldError]:
+    """Every rule a new registration must satisfy on `today`; empty when it may register."""
+    r = registration
+    errors = check_sex(r.sex)
+    errors += check_birth_date(r.birth_date, today=today)
+    errors += check_nik(r.nik, r.birth_date, r.sex, province_codes=province_codes(regions))
+    errors += check_text("full_name", r.full_name, required=True)
+    errors += check_text("occupation", r.occupation)
+    errors += check_region(r.region_code, regions=regions)
+    errors += check_segment(r.segment)
+    errors += check_employer(r.segment, r.employer_id)
+    errors += check_income(r.segment, r.monthly_income)
+    errors += check_programs(r.segment, r.programs, age_at_enrolment=age_on(r.birth_date, today))
+    return errors
+
+
+def apply_change(current: Registration, patch: Mapping[str, Any]) -> Registration:
+    """The registration after a PATCH of CHANGEABLE_FIELDS (check it with check_change first)."""
+    changes = {k: v for k, v in patch.items() if k in CHANGEABLE_FIELDS}
+    if "programs" in changes:
+        changes["programs"] = tuple(changes["programs"])
+    return dataclasses.replace(current, **changes)
+
+
+def check_change(
+    current: Registration, patch: Mapping[str, Any], *, regions: RegionDirectory, today: date
+) -> list[FieldError]:
+    """Rules for a PATCH: only CHANGEABLE_FIELDS, and the result must keep the segment's terms.
+
+    Only rules that involve a changed field are checked again, so a member registered under
+    older rules is not refused an unrelated change. Programmes added now are checked on
+    today's age (JKP).
+    """
+    if not patch:
+        return [FieldError("", f"nothing to change; give any of {', '.join(CHANGEABLE_FIELDS)}")]
+    errors = [
+        FieldError(field, "cannot be changed; only " + ", ".join(CHANGEABLE_FIELDS) + " can")
+        for field in patch if field not in CHANGEABLE_FIELDS
+    ]
+    for field in ("region_code", "segment", "monthly_income", "programs"):
+        if field in patch and patch[field] is None:
+            errors.append(FieldError(field, "may not be null"))
+    if errors:
+        return errors
+    after = apply_change(current, patch)
+    changed = set(patch)
+    if "region_code" in changed:
+        errors += check_region(after.region_code, regions=regions)
+    if "segment" in changed:
+        errors += check_segment(after.segment)
+    if changed & {"segment", "employer_id"}:
+        errors += check_employer(after.segment, after.employer_id)
+    if changed & {"segment", "monthly_income"}:
+        errors += check_income(after.segment, after.monthly_income)
+    if changed & {"segment", "programs"}:
+        errors += check_programs(
+            after.segment,
+            after.programs,
+            age_at_enrolment=age_on(after.birth_date, today),
+            already_enrolled=current.programs,
+        )
+    return errors
+
+
+# --- what others may see --------------------------------------------------------------------
+
+
+def mask_nik(nik: str) -> str:
+    """First 6 (issuing district) and last 4 digits shown, the birth digits hidden."""
+    if len(nik) <= 10:
+        return "*" * len(nik)
+    return nik[:6] + "*" * (len(nik) - 10) + nik[-4:]
+
+
+def mask_name(full_name: str) -> str:
+    """First letter of each word and a fixed `***`, so the mask does not tell the length."""
+    return " ".join(word[0] + "***" for word in full_name.split())
+
+
+# --- membership number ------------------------------------------------------------------------
+KPJ_SEQUENCE_DIGITS = 10  # a zero-padded sequence, then one Luhn check digit: 11 digits
+
+
+def luhn_check_digit(digits: str) -> str:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 0:  # every second digit from the right, starting with the last
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return str((10 - total % 10) % 10)
+
+
+def kpj_for(sequence: int) -> str:
+    """The membership number (KPJ) for the n-th registration: 10 digits of sequence and a Luhn
+    check digit, which catches any single mistyped digit and most swapped neighbours."""
+    if isinstance(sequence, bool) or not 1 <= sequence < 10**KPJ_SEQUENCE_DIGITS:
+        raise ValueError(f"KPJ sequence must be 1 to {10**KPJ_SEQUENCE_DIGITS - 1}")
+    body = f"{sequence:0{KPJ_SEQUENCE_DIGITS}d}"
+    return body + luhn_check_digit(body)
+
+
+def is_valid_kpj(kpj: str) -> bool:
+    return (
+        len(kpj) == KPJ_SEQUENCE_DIGITS + 1
+        and kpj.isascii()
+        and kpj.isdigit()
+        and luhn_check_digit(kpj[:-1]) == kpj[-1]
+    )

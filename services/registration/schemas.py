@@ -1,0 +1,352 @@
+"""Request and response bodies of the registration API (CONTRACT.md, "Registration service").
+
+Pydantic checks types and lengths; the rules live in domain.py. `validate_row` and
+`validate_patch` run both and give `{"field", "message"}` errors, so a single registration and
+each row of a bulk request are judged the same way, each row on its own.
+
+Requests are strict (no "1000000" for an integer, no 1.0 or true either) and refuse unknown
+fields: on a write API a misspelt optional field must not be silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from services.registration import domain
+from services.registration.domain import Program, Segment, Sex
+from shared.regions import RegionDirectory, directory
+
+MAX_BULK_ROWS = 10_000
+FULL_NAME_MAX_CHARS = 200
+REGION_CODE_MAX_CHARS = 20
+EMPLOYER_ID_MAX_CHARS = 64
+OCCUPATION_MAX_CHARS = 100
+# Long enough for any mistyped NIK to get domain.check_nik's own message, short enough that
+# a megabyte "NIK" stops here.
+NIK_MAX_CHARS = 64
+# Longer digit strings are not incomes, and int() refuses more than 4,300 digits anyway.
+_CSV_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: object) -> object:
+    """Dates are ISO YYYY-MM-DD strings only: not timestamps, not other ISO 8601 spellings."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("is not a calendar date") from None
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+def _each_once(programs: list[Program]) -> list[Program]:
+    for program in dict.fromkeys(programs):
+        if programs.count(program) > 1:
+            raise ValueError(f"{program} is listed more than once")
+    return programs
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Programs = Annotated[
+    list[Program], Field(max_length=len(domain.PROGRAMS)), AfterValidator(_each_once)
+]
+RegionCode = Annotated[str, Field(max_length=REGION_CODE_MAX_CHARS, examples=["12.75.01.1001"])]
+EmployerId = Annotated[str, Field(max_length=EMPLOYER_ID_MAX_CHARS)]
+
+
+class ParticipantIn(BaseModel):
+    """POST /v1/participants, and each row of POST /v1/participants/bulk."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    nik: Annotated[str, Field(max_length=NIK_MAX_CHARS, examples=["1275014508900001"])]
+    full_name: Annotated[str, Field(max_length=FULL_NAME_MAX_CHARS)]
+    birth_date: IsoDate
+    sex: Sex
+    region_code: RegionCode
+    segment: Segment
+    employer_id: EmployerId | None = None
+    occupation: Annotated[str, Field(max_length=OCCUPATION_MAX_CHARS)] | None = None
+    monthly_income: int
+    programs: Programs
+
+    def to_registration(self) -> domain.Registration:
+        return domain.Registration(
+            nik=self.nik,
+            full_name=self.full_name,
+            birth_date=self.birth_date,
+            sex=self.sex,
+            region_code=self.region_code,
+            segment=self.segment,
+            employer_id=self.employer_id,
+            occupation=self.occupation,
+            monthly_income=self.monthly_income,
+            programs=tuple(self.programs),
+        )
+
+
+class ParticipantPatch(BaseModel):
+    """PATCH /v1/participants/{id}: any of these, at least one. Only employer_id may be null."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    region_code: RegionCode | None = None
+    segment: Segment | None = None
+    employer_id: EmployerId | None = None
+    monthly_income: int | None = None
+    programs: Programs | None = None
+
+    @field_validator("region_code", "segment", "monthly_income", "programs", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for fields present in the body: absent means "unchanged", null is refused.
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> ParticipantPatch:
+        if not self.model_fields_set:
+            raise ValueError(
+                "nothing to change; give any of " + ", ".join(domain.CHANGEABLE_FIELDS)
+            )
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the body named, with their new values."""
+        return self.model_dump(exclude_unset=True)
+
+
+class BulkIn(BaseModel):
+    """POST /v1/participants/bulk as JSON. Rows stay raw here so that one bad row fails alone:
+    each goes through `validate_row` (see ParticipantIn for a row's fields)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    participants: Annotated[
+        list[Any],
+        Field(max_length=MAX_BULK_ROWS, description="Up to 10,000 ParticipantIn objects"),
+    ]
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str
+
+
+class Registered(BaseModel):
+    participant_id: uuid.UUID
+    kpj: str
+    status: Literal["registered"] = "registered"
+
+
+class ParticipantOut(BaseModel):
+    """GET /v1/participants/{id}: NIK and name masked.
+
+    Birth date and sex are left out: with them the masked NIK could be rebuilt in full, since
+    its hidden digits 7-12 are the birth date with 40 added to the day for women.
+    """
+
+    participant_id: uuid.UUID
+    kpj: str
+    nik: str
+    full_name: str
+    region_code: str
+    segment: Segment
+    employer_id: str | None
+    occupation: str | None
+    monthly_income: int
+    programs: list[Program]
+    status: Literal["registered", "terminated"]
+    registered_on: date
+
+    @classmethod
+    def from_record(cls, record: Any) -> ParticipantOut:
+        """From any mapping-like record with these field names; masks NIK and name."""
+        return cls(
+            participant_id=record["participant_id"],
+            kpj=record["kpj"],
+            nik=domain.mask_nik(record["nik"]),
+            full_name=domain.mask_name(record["full_name"]),
+            region_code=record["region_code"],
+            segment=record["segment"],
+            employer_id=record["employer_id"],
+            occupation=record["occupation"],
+            monthly_income=record["monthly_income"],
+            programs=list(record["programs"]),
+            status=record["status"],
+            registered_on=record["registered_on"],
+        )
+
+
+class BulkRejection(BaseModel):
+    index: int
+    errors: list[FieldErrorOut]
+
+
+class BulkResult(BaseModel):
+    index: int
+    participant_id: uuid.UUID
+
+
+class BulkOut(BaseModel):
+    accepted: int
+    rejected: list[BulkRejection]
+    results: list[BulkResult]
+
+
+# --- validation: types, then rules ------------------------------------------------------------
+
+_FRIENDLIER = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of this request",
+}
+
+
+def errors_from_validation(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic's errors as {"field": "a.b.0", "message"}; never echoes the input."""
+    out: list[dict[str, str]] = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = _FRIENDLIER.get(error["type"]) or error["msg"].removeprefix("Value error, ")
+        out.append({"field": field, "message": message})
+    return out
+
+
+def validate_row(
+    raw: object, today: date, *, regions: RegionDirectory | None = None
+) -> tuple[ParticipantIn | None, list[dict[str, str]]]:
+    """One registration (a single POST or one bulk row): the participant or its errors.
+
+    Types come first; the rules run only on a well-typed row, since they need its values.
+    """
+    if not isinstance(raw, dict):
+        return None, [{"field": "", "message": "a participant must be a JSON object"}]
+    try:
+        participant = ParticipantIn.model_validate(raw)
+    except ValidationError as exc:
+        return None, errors_from_validation(exc)
+    problems = domain.check_registration(
+        participant.to_registration(), regions=regions or directory(), today=today
+    )
+    if problems:
+        return None, [p.as_dict() for p in problems]
+    return participant, []
+
+
+def validate_patch(
+    raw: object,
+    current: domain.Registration,
+    today: date,
+    *,
+    regions: RegionDirectory | None = None,
+) -> tuple[ParticipantPatch | None, list[dict[str, str]]]:
+    """A PATCH body against the participant as it is now: the patch or its errors."""
+    if not isinstance(raw, dict):
+        return None, [{"field": "", "message": "the body must be a JSON object"}]
+    try:
+        patch = ParticipantPatch.model_validate(raw)
+    except ValidationError as exc:
+        return None, errors_from_validation(exc)
+    problems = domain.check_change(
+        current, patch.changes(), regions=regions or directory(), today=today
+    )
+    if problems:
+        return None, [p.as_dict() for p in problems]
+    return patch, []
+
+
+# --- bulk as CSV ------------------------------------------------------------------------------
+
+CSV_COLUMNS: tuple[str, ...] = tuple(ParticipantIn.model_fields)
+REQUIRED_CSV_COLUMNS: tuple[str, ...] = tuple(
+    name for name, info in ParticipantIn.model_fields.items() if info.is_required()
+)
+
+
+def _cell(column: str, text: str) -> Any:
+    value = text.strip()
+    if column == "programs":
+        return value.split()  # an empty cell is no programmes: the rules then name JKK and JKM
+    if not value:
+        return None
+    if column == "monthly_income" and _CSV_INTEGER.fullmatch(value):
+        return int(value)
+    return value  # anything else stays text, and the row fails on its type alone
+
+
+def rows_from_csv(text: str, *, max_rows: int = MAX_BULK_ROWS) -> list[dict[str, Any]]:
+    """Rows of a text/csv bulk upload as dicts for `validate_row`.
+
+    The first line names the columns (any order, case and spaces ignored; employer_id and
+    occupation may be left out). Comma-separated, or semicolon-separated as spreadsheets in
+    Indonesian locale save it. Empty cells are null, `programs` is space-separated, and
+    monthly_income becomes an integer. Blank lines are skipped; a row's index is its position
+    among the data rows, from 0. A file that cannot be read as such rows raises ValueError.
+    """
+    text = text.removeprefix("\ufeff")  # the byte-order mark spreadsheets put first
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if ";" in first_line and "," not in first_line else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader, None)
+        if header is None or not any(cell.strip() for cell in header):
+            raise ValueError("CSV is empty: the first line must name the columns")
+        columns = [cell.strip().lower() for cell in header]
+        _check_columns(columns)
+        rows: list[dict[str, Any]] = []
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != len(columns):
+                raise ValueError(
+                    f"CSV line {reader.line_num}: {len(cells)} cells, "
+                    f"but the header names {len(columns)} columns"
+                )
+            if len(rows) == max_rows:
+                raise ValueError(f"CSV has more than {max_rows:,} rows")
+            rows.append({col: _cell(col, cell) for col, cell in zip(columns, cells, strict=True)})
+    except csv.Error as exc:
+        raise ValueError(f"CSV line {reader.line_num} cannot be read: {exc}") from exc
+    return rows
+
+
+def _check_columns(columns: list[str]) -> None:
+    if not set(columns) & set(CSV_COLUMNS):
+        # Not echoed: a file without a header has a worker's NIK and name on its first line.
+        raise ValueError(f"CSV's first line must name the columns: {', '.join(CSV_COLUMNS)}")
+    if "" in columns:
+        raise ValueError(f"CSV header has no name for column {columns.index('') + 1}")
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise ValueError(f"CSV header repeats column(s): {', '.join(repeated)}")
+    unknown = [c[:40] for c in columns if c not in CSV_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"CSV header has unknown column(s): {', '.join(unknown)}; "
+            f"the columns are {', '.join(CSV_COLUMNS)}"
+        )
+    missing = [c for c in REQUIRED_CSV_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"CSV header lacks column(s): {', '.join(missing)}")

@@ -1,0 +1,170 @@
+"""SQL of the registration database: participants, their events (outbox), idempotency keys."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.registration import domain
+from services.registration.schemas import ParticipantIn
+from shared.events import ParticipantChanged, ParticipantRegistered, make_envelope
+from shared.outbox import add_events, copy_events
+
+SOURCE = "registration"
+_COPY_THRESHOLD = 50  # rows; above it the outbox is written with COPY
+
+PARTICIPANT_COLUMNS = """
+    id AS participant_id, kpj, nik, full_name, birth_date, sex, region_code, segment,
+    employer_id, occupation, monthly_income, programs, status, version, registered_by,
+    (registered_at AT TIME ZONE 'Asia/Jakarta')::date AS registered_on
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one registration: created, or a duplicate of a live participant."""
+
+    participant_id: uuid.UUID
+    kpj: str | None
+    created: bool
+
+
+def state_event(record: Any, payload_type: type[ParticipantRegistered] | type[ParticipantChanged],
+                **extra: Any):
+    """The participant's event (no personal data: no NIK, name, birth date or sex)."""
+    payload = payload_type(
+        participant_id=record["participant_id"], kpj=record["kpj"],
+        region_code=record["region_code"], segment=record["segment"],
+        employer_id=record["employer_id"], monthly_income=record["monthly_income"],
+        programs=list(record["programs"]), registered_on=str(record["registered_on"]), **extra)
+    return make_envelope(payload, source=SOURCE, subject=str(record["participant_id"]),
+                         sequence=record["version"])
+
+
+async def register(conn: asyncpg.Connection, rows: list[ParticipantIn], *, caller: str,
+                   today: date, topic: str) -> list[Outcome]:
+    """Insert the rows that are not live duplicates (by NIK), with their events, in the caller's
+    transaction. Outcomes are in the order of `rows`."""
+    if not rows:
+        return []
+    sequences = await conn.fetch("SELECT nextval('kpj_sequence') AS n FROM generate_series(1, $1)",
+                                 len(rows))
+    ids = [uuid.uuid4() for _ in rows]
+    kpjs = [domain.kpj_for(r["n"]) for r in sequences]
+    inserted = await conn.fetch(
+        """
+        INSERT INTO participants (id, kpj, nik, full_name, birth_date, sex, region_code, segment,
+                                  employer_id, occupation, monthly_income, programs,
+                                  registered_by)
+        SELECT u.id, u.kpj, u.nik, u.full_name, u.birth_date, u.sex, u.region_code, u.segment,
+               u.employer_id, u.occupation, u.monthly_income, string_to_array(u.programs, ' '),
+               $13
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[],
+                    $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[])
+             AS u(id, kpj, nik, full_name, birth_date, sex, region_code, segment, employer_id,
+                  occupation, monthly_income, programs)
+        ON CONFLICT (nik) WHERE status <> 'terminated' DO NOTHING
+        RETURNING id
+        """,
+        ids, kpjs, [r.nik for r in rows], [r.full_name for r in rows],
+        [r.birth_date for r in rows], [r.sex for r in rows], [r.region_code for r in rows],
+        [r.segment for r in rows], [r.employer_id for r in rows], [r.occupation for r in rows],
+        [r.monthly_income for r in rows], [" ".join(r.programs) for r in rows], caller,
+    )
+    created = {r["id"] for r in inserted}
+    existing: dict[str, uuid.UUID] = {}
+    if len(created) < len(rows):
+        duplicates = [r.nik for r, i in zip(rows, ids, strict=True) if i not in created]
+        for record in await conn.fetch(
+            "SELECT id, nik FROM participants WHERE nik = ANY($1) AND status <> 'terminated'",
+            duplicates,
+        ):
+            existing[record["nik"]] = record["id"]
+
+    outcomes: list[Outcome] = []
+    events = []
+    registered_on = str(today)
+    for row, pid, kpj in zip(rows, ids, kpjs, strict=True):
+        if pid in created:
+            outcomes.append(Outcome(pid, kpj, True))
+            events.append(make_envelope(
+                ParticipantRegistered(
+                    participant_id=pid, kpj=kpj, region_code=row.region_code,
+                    segment=row.segment, employer_id=row.employer_id,
+                    monthly_income=row.monthly_income, programs=list(row.programs),
+                    registered_on=registered_on),
+                source=SOURCE, subject=str(pid), sequence=1))
+        else:
+            outcomes.append(Outcome(existing[row.nik], None, False))
+    if len(events) > _COPY_THRESHOLD:
+        await copy_events(conn, topic, events)
+    else:
+        await add_events(conn, topic, events)
+    return outcomes
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, participant_id: uuid.UUID,
+              *, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(
+        f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE id = $1{lock}", participant_id)
+
+
+def as_registration(record: Any) -> domain.Registration:
+    return domain.Registration(
+        nik=record["nik"], full_name=record["full_name"], birth_date=record["birth_date"],
+        sex=record["sex"], region_code=record["region_code"], segment=record["segment"],
+        employer_id=record["employer_id"], occupation=record["occupation"],
+        monthly_income=record["monthly_income"], programs=tuple(record["programs"]))
+
+
+async def change(conn: asyncpg.Connection, record: Any, changes: dict[str, Any], *,
+                 topic: str) -> asyncpg.Record:
+    """Apply checked changes to a locked participant and add its participant.changed event."""
+    updated = await conn.fetchrow(
+        f"""
+        UPDATE participants
+        SET region_code = $2, segment = $3, employer_id = $4, monthly_income = $5,
+            programs = $6, version = version + 1, updated_at = now()
+        WHERE id = $1
+        RETURNING {PARTICIPANT_COLUMNS}
+        """,
+        record["participant_id"],
+        changes.get("region_code", record["region_code"]),
+        changes.get("segment", record["segment"]),
+        changes.get("employer_id", record["employer_id"]),
+        changes.get("monthly_income", record["monthly_income"]),
+        list(changes.get("programs", record["programs"])),
+    )
+    assert updated is not None
+    await add_events(conn, topic, [state_event(updated, ParticipantChanged,
+                                               changed=sorted(changes))])
+    return updated
+
+
+# --- Idempotency-Key --------------------------------------------------------------------------
+
+
+async def claim_idempotency_key(conn: asyncpg.Connection, caller: str, key: str,
+                                request_hash: bytes) -> asyncpg.Record | None:
+    """Take the key for this request, or return the earlier use of it. Waits while another
+    transaction holds the same key, so two concurrent retries do the work once."""
+    taken = await conn.fetchval(
+        "INSERT INTO idempotency_keys (caller, key, request_hash) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING RETURNING true", caller, key, request_hash)
+    if taken:
+        return None
+    return await conn.fetchrow(
+        "SELECT request_hash, status_code, body FROM idempotency_keys"
+        " WHERE caller = $1 AND key = $2", caller, key)
+
+
+async def save_idempotent_response(conn: asyncpg.Connection, caller: str, key: str,
+                                   status_code: int, body: bytes) -> None:
+    await conn.execute(
+        "UPDATE idempotency_keys SET status_code = $3, body = $4 WHERE caller = $1 AND key = $2",
+        caller, key, status_code, body)

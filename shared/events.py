@@ -1,0 +1,137 @@
+"""The event envelope and the payloads carried in it.
+
+One envelope for every topic (CloudEvents names): id, type, version (of the payload schema),
+source, occurred_at, subject (the aggregate id, also the Kafka key), sequence (the aggregate's
+version: 1, 2, 3 ... per subject and source) and data. JSON on the wire.
+
+No personal data in any event: no NIK, no names, no birth dates. Consumers ignore fields they
+do not know, so payloads can grow without breaking anyone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Segment = Literal["PU", "BPU", "JAKON", "PMI"]
+Program = Literal["JKK", "JKM", "JHT", "JP", "JKP"]
+MembershipStatus = Literal["active", "inactive", "terminated"]
+
+
+class Payload(BaseModel):
+    TYPE: ClassVar[str] = ""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: uuid.UUID
+    type: str
+    version: int = 1
+    source: str
+    occurred_at: datetime
+    subject: str
+    sequence: int = Field(ge=1)
+    data: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        return cls.model_validate_json(raw)
+
+
+# --- participant events (topic ucj.participants, source "registration") ---------------------
+
+
+class ParticipantState(Payload):
+    """What other services may know of a participant: where and how they are covered."""
+
+    participant_id: uuid.UUID
+    kpj: str
+    region_code: str
+    segment: Segment
+    employer_id: str | None = None
+    monthly_income: int
+    programs: list[Program]
+    registered_on: str  # ISO date
+
+
+class ParticipantRegistered(ParticipantState):
+    TYPE: ClassVar[str] = "participant.registered"
+
+
+class ParticipantChanged(ParticipantState):
+    """The participant after a change; `changed` names the fields that moved."""
+
+    TYPE: ClassVar[str] = "participant.changed"
+    changed: list[str]
+
+
+class ParticipantDeregistered(Payload):
+    TYPE: ClassVar[str] = "participant.deregistered"
+    participant_id: uuid.UUID
+    reason: str
+
+
+# --- membership status events (topic ucj.memberships, source "contributions" or "claims") ----
+
+
+class MembershipStatusChanged(Payload):
+    TYPE: ClassVar[str] = "membership.status_changed"
+    participant_id: uuid.UUID
+    status: MembershipStatus
+    paid_through: str | None = None  # YYYY-MM
+    reason: str | None = None
+
+
+PAYLOADS: dict[str, type[Payload]] = {
+    ParticipantRegistered.TYPE: ParticipantRegistered,
+    ParticipantChanged.TYPE: ParticipantChanged,
+    ParticipantDeregistered.TYPE: ParticipantDeregistered,
+    MembershipStatusChanged.TYPE: MembershipStatusChanged,
+}
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def make_envelope(
+    payload: Payload, *, source: str, subject: str, sequence: int,
+    occurred_at: datetime | None = None,
+) -> Envelope:
+    return Envelope(
+        id=uuid.uuid4(),
+        type=payload.TYPE,
+        version=1,
+        source=source,
+        occurred_at=occurred_at or datetime.now(UTC),
+        subject=subject,
+        sequence=sequence,
+        data=payload.model_dump(mode="json"),
+    )
+
+
+def parse_payload(envelope: Envelope) -> Payload:
+    """The typed payload of an envelope; raises UnknownEventType or pydantic's ValidationError."""
+    model = PAYLOADS.get(envelope.type)
+    if model is None:
+        raise UnknownEventType(f"unknown event type {envelope.type!r}")
+    return model.model_validate(envelope.data)
+
+
+def decode(raw: bytes) -> tuple[Envelope, Payload]:
+    """Envelope and payload from the wire; raises ValueError with a reason when malformed."""
+    try:
+        envelope = Envelope.from_bytes(raw)
+        return envelope, parse_payload(envelope)
+    except ValidationError as exc:
+        raise ValueError(f"malformed event: {exc.errors(include_url=False)}") from exc

@@ -1,0 +1,111 @@
+"""Transactional outbox: write events with the state change, publish them afterwards, in order.
+
+`add_events` runs inside the caller's transaction, so a row and its event commit together.
+`OutboxRelay` publishes committed rows in id order with an idempotent producer (acks=all),
+waits for the broker to acknowledge them, then deletes them. A crash between the two sends a
+batch again: delivery is at least once, and consumers skip what they have seen by the event's
+(subject, sequence). Only one relay per database publishes at a time (an advisory lock), so
+order holds even when several processes run a relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from shared.events import Envelope
+
+log = logging.getLogger(__name__)
+
+_RELAY_LOCK = 7_320_002
+
+
+async def add_events(conn: asyncpg.Connection, topic: str, envelopes: Iterable[Envelope]) -> None:
+    rows = [(topic, e.subject, e.type, e.to_bytes()) for e in envelopes]
+    if rows:
+        await conn.executemany(
+            "INSERT INTO outbox (topic, key, event_type, payload) VALUES ($1, $2, $3, $4)", rows)
+
+
+async def copy_events(conn: asyncpg.Connection, topic: str, envelopes: Iterable[Envelope]) -> None:
+    """Like add_events, for thousands of rows at once (bulk requests)."""
+    rows = [(topic, e.subject, e.type, e.to_bytes()) for e in envelopes]
+    if rows:
+        await conn.copy_records_to_table(
+            "outbox", records=rows, columns=["topic", "key", "event_type", "payload"])
+        # COPY fires no statement trigger for NOTIFY in every version: wake the relay explicitly.
+        await conn.execute("SELECT pg_notify('outbox', '')")
+
+
+class OutboxRelay:
+    def __init__(self, dsn: str, producer: AIOKafkaProducer, *, batch_size: int = 2000,
+                 idle_poll_seconds: float = 1.0):
+        self._dsn = dsn
+        self._producer = producer
+        self._batch_size = batch_size
+        self._idle_poll = idle_poll_seconds
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set; reconnects to the database and retries the broker."""
+        while not stop.is_set():
+            try:
+                await self._run_as_leader(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox relay lost the database (%s); retrying", type(exc).__name__)
+                await _sleep_or_stop(stop, 1.0)
+
+    async def _run_as_leader(self, stop: asyncio.Event) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self._dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
+                if await _sleep_or_stop(stop, 2.0):
+                    return
+            await conn.add_listener("outbox", lambda *_: self._wake.set())
+            log.info("outbox relay is publishing")
+            while not stop.is_set():
+                sent = await self._publish_batch(conn)
+                if sent < self._batch_size:
+                    self._wake.clear()
+                    waiter = asyncio.ensure_future(self._wake.wait())
+                    stopper = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait({waiter, stopper}, timeout=self._idle_poll,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    stopper.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close(timeout=2)
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, topic, key, payload FROM outbox ORDER BY id LIMIT $1", self._batch_size)
+        if not rows:
+            return 0
+        while True:
+            try:
+                futures = [await self._producer.send(r["topic"], value=r["payload"],
+                                                     key=r["key"].encode()) for r in rows]
+                await asyncio.gather(*futures)
+                break
+            except KafkaError as exc:
+                # Resending is safe: consumers skip events they have already applied.
+                log.warning("broker refused a batch (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(1.0)
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
+                           [r["id"] for r in rows])
+        self.published += len(rows)
+        return len(rows)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
