@@ -21,7 +21,7 @@ async def asgi_client(app) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 20.0,
+async def read_topic(bootstrap: str, topic: str, *, expect: int, wait_s: float = 20.0,
                      partitions: int = 12) -> list:
     """Every message of a topic from the start, waiting until at least `expect` arrived."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
@@ -32,7 +32,7 @@ async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float 
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         messages: list = []
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + wait_s
         while asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for chunk in batch.values():

@@ -1,0 +1,412 @@
+"""The coverage API's read side: region counters summed over the worker's source partitions.
+
+The coverage worker publishes, per (region, source partition), the absolute counters of that
+partition to the compacted topic `ucj.coverage.region-counters` (key `"<region>@<partition>"`).
+`RegionCountersView` holds the newest value per key and sums a region's partitions; it is pure
+(no I/O) so the rules are tested without a broker. `CountersFeed` reads the topic into the view
+from the beginning (no consumer group: every API process holds all regions) and tells stream
+subscribers which regions changed. `coverage_of` renders one region the way the contract says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger("ucj.coverage.counters")
+
+SEGMENTS = ("PU", "BPU", "JAKON", "PMI")
+STATUS_COUNTERS = ("registered", "active", "inactive", "terminated")
+
+Counters = dict[str, int]
+
+
+class MalformedCounters(ValueError):
+    """A region-counters message that does not have the published shape."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSlice:
+    """What one source partition of the worker counts in one region."""
+
+    counters: Counters
+    updated_at: datetime | None
+
+
+def parse_key(key: str) -> tuple[str, int]:
+    """`"12.75@3"` → `("12.75", 3)`."""
+    region, sep, partition = key.rpartition("@")
+    if not sep or not region or not partition.isascii() or not partition.isdigit():
+        raise MalformedCounters(f"key {key[:60]!r} is not <region>@<partition>")
+    return region, int(partition)
+
+
+def parse_slice(region: str, partition: int, value: Mapping[str, Any]) -> PartitionSlice:
+    if not isinstance(value, Mapping):
+        raise MalformedCounters("value is not a JSON object")
+    if value.get("region", region) != region:
+        raise MalformedCounters(f"value is for region {value.get('region')!r}, key for {region!r}")
+    if value.get("partition", partition) != partition:
+        raise MalformedCounters("value and key name different partitions")
+    raw = value.get("counters")
+    if not isinstance(raw, Mapping):
+        raise MalformedCounters("counters is not a JSON object")
+    counters: Counters = {}
+    for name, count in raw.items():
+        # bool is an int in Python; a counter never is one.
+        if not isinstance(name, str) or type(count) is not int or count < 0:
+            raise MalformedCounters(f"counter {str(name)[:40]!r} is not a non-negative integer")
+        if count:
+            counters[name] = count
+    return PartitionSlice(counters, _timestamp(value.get("updated_at")))
+
+
+def _timestamp(raw: Any) -> datetime | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise MalformedCounters("updated_at is not an ISO timestamp")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise MalformedCounters("updated_at is not an ISO timestamp") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class RegionCountersView:
+    """The newest counters per (region, source partition); a region's counters are the sum.
+
+    Values are absolute, so applying the same message again, or replaying the whole topic,
+    leaves the view as it was. Messages are applied in the topic's order: the last one per key
+    is the newest (timestamps from different worker instances are not compared).
+    """
+
+    def __init__(self) -> None:
+        self._slices: dict[str, dict[int, PartitionSlice]] = {}
+        self._changed: set[str] = set()
+
+    def apply(self, key: str, value: Mapping[str, Any] | None) -> str:
+        """Apply one message (None is a tombstone: that partition no longer counts the region).
+
+        Returns the region's code; raises MalformedCounters and changes nothing on a bad one.
+        """
+        region, partition = parse_key(key)
+        if value is None:
+            slices = self._slices.get(region)
+            if slices is not None and slices.pop(partition, None) is not None:
+                if not slices:
+                    del self._slices[region]
+                self._changed.add(region)
+            return region
+        new = parse_slice(region, partition, value)
+        slices = self._slices.setdefault(region, {})
+        old = slices.get(partition)
+        slices[partition] = new
+        if old is None or old.counters != new.counters:
+            self._changed.add(region)
+        return region
+
+    def counters(self, code: str) -> Counters:
+        """The region's counters summed over partitions; the standard ones are always present."""
+        total: Counters = dict.fromkeys(STATUS_COUNTERS, 0)
+        for name in segment_counter_names():
+            total[name] = 0
+        for piece in self._slices.get(code, {}).values():
+            for name, count in piece.counters.items():
+                total[name] = total.get(name, 0) + count
+        return total
+
+    def updated_at(self, code: str) -> datetime | None:
+        moments = [s.updated_at for s in self._slices.get(code, {}).values() if s.updated_at]
+        return max(moments) if moments else None
+
+    def regions(self) -> set[str]:
+        """Codes of the regions some partition counts."""
+        return set(self._slices)
+
+    def take_changes(self) -> set[str]:
+        """Regions whose counters changed since the last call."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+
+def segment_counter_names() -> list[str]:
+    return [f"{segment}.{name}" for segment in SEGMENTS for name in ("registered", "active")]
+
+
+# --- one region's coverage, as the contract shapes it ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkforceFigure:
+    """The working population of a region (BPS Sakernas, once a year), with year and source."""
+
+    workforce: int
+    year: int
+    source: str
+
+
+def ucj_ratio(active: int, workforce: int | None) -> float | None:
+    """UCJ = active participants / working population; None without a workforce figure."""
+    if not workforce:
+        return None
+    return round(active / workforce, 6)
+
+
+def gap_to_target(active: int, workforce: int | None, target: float) -> int | None:
+    """How many more active workers the region needs to reach `target` (a fraction, 0.5115).
+
+    Decimal, not float: 0.3 * 10 must need 3 workers, not 4.
+    """
+    if not workforce:
+        return None
+    needed = math.ceil(Decimal(str(target)) * workforce)
+    return max(0, needed - active)
+
+
+def coverage_of(
+    region: Mapping[str, str],
+    counters: Mapping[str, int],
+    updated_at: datetime | None,
+    workforce: WorkforceFigure | None,
+    *,
+    target: float | None = None,
+) -> dict[str, Any]:
+    active = counters.get("active", 0)
+    figure = workforce.workforce if workforce else None
+    body: dict[str, Any] = {
+        "region": dict(region),
+        "workforce": figure,
+        "workforce_year": workforce.year if workforce else None,
+        "workforce_source": workforce.source if workforce else None,
+        "registered": counters.get("registered", 0),
+        "active": active,
+        "inactive": counters.get("inactive", 0),
+        "terminated": counters.get("terminated", 0),
+        "by_segment": {
+            segment: {"registered": counters.get(f"{segment}.registered", 0),
+                      "active": counters.get(f"{segment}.active", 0)}
+            for segment in SEGMENTS
+        },
+        "ucj": ucj_ratio(active, figure),
+        "updated_at": updated_at.isoformat() if updated_at else None,
+    }
+    if target is not None:
+        body["target"] = target
+        body["gap_to_target"] = gap_to_target(active, figure, target)
+    return body
+
+
+# --- change notifications for stream subscribers ---------------------------------------------
+
+
+class ChangeSubscription:
+    """One stream client's pending changes: a set, so a slow client gets each changed region
+    once (coalesced) however often it changed, and publishing never waits for it."""
+
+    def __init__(self, wants: Callable[[str], bool]):
+        self._wants = wants
+        self._pending: set[str] = set()
+        self._wake = asyncio.Event()
+        self.closed = False
+
+    def notify(self, codes: Iterable[str]) -> None:
+        relevant = [c for c in codes if self._wants(c)]
+        if relevant:
+            self._pending.update(relevant)
+            self._wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake.set()
+
+    async def next_changes(self, wait_seconds: float) -> set[str]:
+        """The regions changed since the last call (empty after `wait_seconds` or once closed)."""
+        if not self._pending and not self.closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_seconds)
+        self._wake.clear()
+        pending, self._pending = self._pending, set()
+        return pending
+
+
+class ChangeHub:
+    """Fans region changes out to stream subscribers."""
+
+    def __init__(self) -> None:
+        self._subscriptions: set[ChangeSubscription] = set()
+        self.closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __len__(self) -> int:
+        return len(self._subscriptions)
+
+    def subscribe(self, wants: Callable[[str], bool]) -> ChangeSubscription:
+        self._loop = asyncio.get_running_loop()
+        subscription = ChangeSubscription(wants)
+        if self.closed:
+            subscription.close()
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: ChangeSubscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    def publish(self, codes: set[str]) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.notify(codes)
+
+    def close(self) -> None:
+        """End every stream (shutdown): subscribers see `closed` and finish their responses."""
+        self.closed = True
+        for subscription in list(self._subscriptions):
+            subscription.close()
+
+    def close_threadsafe(self) -> None:
+        """close(), from a signal handler or another thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.close)
+        else:
+            self.closed = True
+
+
+# --- the Kafka feed --------------------------------------------------------------------------
+
+
+class _TopicMissing(Exception):
+    pass
+
+
+class CountersFeed:
+    """Reads the region-counters topic from the beginning into the view, then follows it.
+
+    No consumer group and no commits: every API process assigns itself all partitions and
+    keeps the whole (small, compacted) topic in memory. `ready` is set once the view has
+    caught up with the end offsets seen at start; it stays set through later broker outages
+    (the view keeps serving the last known counters while the feed reconnects).
+    """
+
+    def __init__(self, view: RegionCountersView, hub: ChangeHub, *, bootstrap_servers: str,
+                 topic: str, client_id: str = "ucj-coverage-api",
+                 retry_seconds: tuple[float, float] = (0.5, 10.0)):
+        self.view = view
+        self.hub = hub
+        self.topic = topic
+        self.ready = asyncio.Event()
+        self.malformed = 0
+        self._bootstrap_servers = bootstrap_servers
+        self._client_id = client_id
+        self._retry_min, self._retry_max = retry_seconds
+        # Next offset to read per partition, so a reconnect resumes instead of replaying.
+        self._positions: dict[int, int] = {}
+        self._followed = False
+
+    async def run(self) -> None:
+        delay = self._retry_min
+        missing_logged = False
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except _TopicMissing:
+                # The stack creates topics (the broker does not): wait for it, quietly.
+                log.log(logging.DEBUG if missing_logged else logging.WARNING,
+                        "region-counters feed: topic %s does not exist yet; waiting", self.topic)
+                missing_logged = True
+            except (KafkaError, OSError) as exc:
+                log.warning("region-counters feed: %s: %s; retrying in %.1fs",
+                            type(exc).__name__, exc, delay)
+            except Exception:
+                log.exception("region-counters feed failed; retrying in %.1fs", delay)
+            if self._followed:  # it worked for a while: retry soon again
+                self._followed, delay = False, self._retry_min
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._retry_max)
+
+    async def _follow(self) -> None:
+        partitions = await self._topic_partitions()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap_servers,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        try:
+            await consumer.start()
+            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            self._followed = True
+            for tp in tps:
+                if tp.partition in self._positions:
+                    consumer.seek(tp, self._positions[tp.partition])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            ends = await consumer.end_offsets(tps) if not self.ready.is_set() else {}
+            log.info("region-counters feed: following %s (%d partitions)", self.topic, len(tps))
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        self._apply(message.key, message.value, tp.partition, message.offset)
+                        self._positions[tp.partition] = message.offset + 1
+                changed = self.view.take_changes()
+                if changed:
+                    self.hub.publish(changed)
+                if not self.ready.is_set() and await self._caught_up(consumer, ends):
+                    self.ready.set()
+                    log.info("region-counters feed: caught up (%d regions)",
+                             len(self.view.regions()))
+        finally:
+            await consumer.stop()
+
+    async def _topic_partitions(self) -> set[int]:
+        """The topic's partitions, asked of the broker. (A consumer without a group knows no
+        topic's metadata until it is assigned one: `partitions_for_topic` says None.)"""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers,
+                                    client_id=self._client_id)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([self.topic])
+        finally:
+            await admin.close()
+        for topic in described:
+            if topic.get("topic") == self.topic and topic.get("error_code") == 0:
+                partitions = {p["partition"] for p in topic.get("partitions", ())}
+                if partitions:
+                    return partitions
+        raise _TopicMissing(self.topic)
+
+    async def _caught_up(self, consumer: AIOKafkaConsumer,
+                         ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            # position, not the last offset read: control records and compacted gaps have
+            # offsets no message carries.
+            if await consumer.position(tp) < end:
+                return False
+        return True
+
+    def _apply(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
+        try:
+            if key is None:
+                raise MalformedCounters("message has no key")
+            decoded = None if value is None else orjson.loads(value)
+            self.view.apply(key.decode("utf-8"), decoded)
+        except (MalformedCounters, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+            self.malformed += 1
+            log.error("region-counters feed: skipped malformed message at %s[%d]@%d: %s",
+                      self.topic, partition, offset, exc)

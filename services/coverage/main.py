@@ -1,0 +1,42 @@
+"""Run the coverage API: python -m services.coverage.main"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+
+from services.coverage.api import begin_shutdown, create_app
+from services.coverage.settings import CoverageApiSettings
+
+
+class _Server(uvicorn.Server):
+    """Ends the open event streams as soon as shutdown begins: uvicorn waits for every
+    connection to finish before the application's own shutdown, and a stream never would."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]):
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._on_exit()
+
+
+def main() -> None:
+    settings = CoverageApiSettings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, loop="uvloop", access_log=False,
+        log_config=None, log_level=settings.log_level.lower(), timeout_graceful_shutdown=10,
+        proxy_headers=False,
+    )
+    _Server(config, lambda: begin_shutdown(app)).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Workforce figures (the UCJ denominator) in the coverage database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from services.coverage.counters_view import WorkforceFigure
+
+_COLUMNS = "region_code, workforce, year, source"
+
+
+def _figure(row: asyncpg.Record) -> WorkforceFigure:
+    return WorkforceFigure(workforce=row["workforce"], year=row["year"], source=row["source"])
+
+
+async def workforce_of(pool: asyncpg.Pool, code: str) -> WorkforceFigure | None:
+    row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM workforce WHERE region_code = $1", code)
+    return _figure(row) if row else None
+
+
+async def workforce_of_many(pool: asyncpg.Pool, codes: Sequence[str]) -> dict[str, WorkforceFigure]:
+    if not codes:
+        return {}
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM workforce WHERE region_code = ANY($1::text[])", list(codes))
+    return {row["region_code"]: _figure(row) for row in rows}
+
+
+async def record_workforce(pool: asyncpg.Pool, code: str,
+                           figure: WorkforceFigure) -> WorkforceFigure:
+    """The region's current figure becomes `figure` (a newer survey replaces the older one)."""
+    row = await pool.fetchrow(
+        f"""INSERT INTO workforce (region_code, workforce, year, source)
+            VALUES ($1, $2, $3, $4)
+            ON CONFLICT (region_code) DO UPDATE
+               SET workforce = EXCLUDED.workforce, year = EXCLUDED.year,
+                   source = EXCLUDED.source, updated_at = now()
+            RETURNING {_COLUMNS}""",
+        code, figure.workforce, figure.year, figure.source)
+    return _figure(row)

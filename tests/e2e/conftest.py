@@ -1,0 +1,93 @@
+"""The whole stack as processes (registration API and relay, coverage worker and API, the
+placeholders), on free ports, with fresh topics and databases, against the real infra."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy.local import stack
+from deploy.local.process import ManagedProcess
+
+API_KEY = "e2e-bootstrap-key"
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+
+@dataclass
+class RunningStack:
+    infra: stack.Infra
+    run_dir: Path
+    ports: dict[str, int]
+    processes: dict[str, ManagedProcess]
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def restart(self, *names: str) -> None:
+        """Start stopped or killed processes again, with their old ports and environment."""
+        for name in names:
+            del self.processes[name]
+        stack.start_services(self.infra, self.run_dir, api_key=API_KEY, ports=self.ports,
+                             reuse=self.processes, started=self.processes)
+
+
+@pytest.fixture(scope="module")
+def running_stack(infra, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("stack")
+    databases = {name: infra.new_database(name.removeprefix("ucj_"))
+                 for name in stack.DATABASES}
+    prefix = infra.new_prefix()
+    services = stack.Infra(infra.bootstrap, infra.server_url, databases, prefix)
+    ports = {spec.name: stack.free_port() for spec in stack.SERVICES}
+    # The worker's health endpoint port reaches it through the environment it inherits.
+    os.environ["UCJ_COVERAGE_WORKER_PORT"] = str(ports["coverage-worker"])
+    processes: dict[str, ManagedProcess] = {}
+    try:
+        stack.start_services(services, run_dir, api_key=API_KEY, ports=ports,
+                             started=processes)
+        running = RunningStack(services, run_dir, ports, processes)
+        wait_for_worker(running)
+        yield running
+    finally:
+        for process in processes.values():
+            process.stop(10)
+
+
+def wait_for_worker(running: RunningStack, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{running.ports['coverage-worker']}/healthz"
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"coverage worker not recovered:\n"
+                       f"{running.processes['coverage-worker'].log_tail()}")
+
+
+_used: set[str] = set()
+
+
+def synthetic_worker(village: str, rng: random.Random) -> dict:
+    """A valid synthetic BPU worker in `village` with a NIK unique in this test run."""
+    while True:
+        sex = rng.choice("MF")
+        born = date(1970, 1, 1) + timedelta(days=rng.randrange(35 * 365))
+        day = born.day + (40 if sex == "F" else 0)
+        district = village.rsplit(".", 1)[0].replace(".", "")
+        nik = f"{district}{day:02d}{born:%m%y}{rng.randrange(1, 10_000):04d}"
+        if nik not in _used:
+            _used.add(nik)
+            break
+    return {"nik": nik, "full_name": "Pekerja Sintetis", "birth_date": born.isoformat(),
+            "sex": sex, "region_code": village, "segment": "BPU", "employer_id": None,
+            "occupation": "pedagang", "monthly_income": 1_000_000, "programs": ["JKK", "JKM"]}

@@ -1,0 +1,268 @@
+"""The coverage API's read side: counters summed over the worker's partitions, UCJ and gaps."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from services.coverage.api import (
+    CoverageContext,
+    listed_regions,
+    stream_selection,
+)
+from services.coverage.counters_view import (
+    ChangeHub,
+    CountersFeed,
+    MalformedCounters,
+    RegionCountersView,
+    WorkforceFigure,
+    coverage_of,
+    gap_to_target,
+    ucj_ratio,
+)
+from services.coverage.settings import CoverageApiSettings
+from shared.problems import Problem
+
+BINJAI = {"code": "12.75", "name": "Kota Binjai", "level": "regency"}
+SAKERNAS_2024 = WorkforceFigure(workforce=132826, year=2024, source="BPS Sakernas")
+
+
+def published(region: str, partition: int, counters: dict[str, int],
+              updated_at: str = "2026-11-25T10:00:00+00:00") -> tuple[str, dict]:
+    return f"{region}@{partition}", {"region": region, "partition": partition,
+                                      "counters": counters, "updated_at": updated_at}
+
+
+def test_a_regions_counters_are_the_sum_of_every_worker_partition():
+    view = RegionCountersView()
+    view.apply(*published("12.75", 0, {"registered": 5, "active": 1, "inactive": 4,
+                                       "BPU.registered": 3, "PU.registered": 2, "PU.active": 1}))
+    view.apply(*published("12.75", 7, {"registered": 2, "active": 2, "terminated": 1,
+                                       "BPU.registered": 2, "BPU.active": 2}))
+    counters = view.counters("12.75")
+    assert counters["registered"] == 7
+    assert counters["active"] == 3
+    assert counters["inactive"] == 4
+    assert counters["terminated"] == 1
+    assert counters["BPU.registered"] == 5
+    assert counters["BPU.active"] == 2
+    assert counters["PU.active"] == 1
+
+
+def test_the_newest_counters_of_a_region_partition_replace_the_older():
+    view = RegionCountersView()
+    view.apply(*published("12", 3, {"registered": 10, "active": 4, "inactive": 6}))
+    view.apply(*published("12", 3, {"registered": 11, "active": 5, "inactive": 6}))
+    assert view.counters("12")["registered"] == 11
+    assert view.counters("12")["active"] == 5
+
+
+def test_replaying_the_same_counters_counts_nothing_twice():
+    view = RegionCountersView()
+    message = published("ID", 1, {"registered": 9, "active": 9})
+    for _ in range(3):
+        view.apply(*message)
+    assert view.counters("ID")["registered"] == 9
+
+
+def test_a_tombstone_removes_that_partitions_share_only():
+    view = RegionCountersView()
+    view.apply(*published("12.75.01", 0, {"registered": 4}))
+    view.apply(*published("12.75.01", 1, {"registered": 6}))
+    view.apply("12.75.01@0", None)
+    assert view.counters("12.75.01")["registered"] == 6
+    view.apply("12.75.01@1", None)
+    assert view.counters("12.75.01")["registered"] == 0
+    assert "12.75.01" not in view.regions()
+
+
+def test_a_counter_the_worker_left_out_is_zero():
+    view = RegionCountersView()
+    view.apply(*published("12.75", 2, {"registered": 1, "inactive": 1, "JAKON.registered": 1}))
+    counters = view.counters("12.75")
+    assert counters["active"] == 0
+    assert counters["terminated"] == 0
+    assert counters["PMI.registered"] == 0
+    assert counters["JAKON.active"] == 0
+
+
+def test_a_region_nobody_counts_yet_shows_zeros():
+    view = RegionCountersView()
+    assert set(view.counters("12.75.01.1001").values()) == {0}
+    assert view.updated_at("12.75.01.1001") is None
+
+
+def test_a_region_was_updated_when_its_latest_partition_was():
+    view = RegionCountersView()
+    view.apply(*published("12", 0, {"registered": 1}, "2026-11-25T10:00:00+00:00"))
+    view.apply(*published("12", 1, {"registered": 1}, "2026-11-25T17:30:00+07:00"))
+    view.apply(*published("12", 2, {"registered": 1}, "2026-11-25T09:00:00+00:00"))
+    assert view.updated_at("12") == datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("12.75", {"region": "12.75", "counters": {"registered": 1}}),  # no partition in the key
+    ("12.75@x", {"region": "12.75", "counters": {"registered": 1}}),
+    ("12.75@1", {"region": "12.76", "partition": 1, "counters": {"registered": 1}}),
+    ("12.75@1", {"region": "12.75", "partition": 2, "counters": {"registered": 1}}),
+    ("12.75@1", {"region": "12.75", "partition": 1}),
+    ("12.75@1", {"region": "12.75", "partition": 1, "counters": {"registered": -1}}),
+    ("12.75@1", {"region": "12.75", "partition": 1, "counters": {"registered": 1.5}}),
+    ("12.75@1", {"region": "12.75", "partition": 1, "counters": {"registered": True}}),
+    ("12.75@1", {"region": "12.75", "partition": 1, "counters": {}, "updated_at": "yesterday"}),
+    ("12.75@1", ["not", "an", "object"]),
+])
+def test_malformed_counters_are_refused_and_change_nothing(key, value):
+    view = RegionCountersView()
+    view.apply(*published("12.75", 1, {"registered": 8}))
+    view.take_changes()
+    with pytest.raises(MalformedCounters):
+        view.apply(key, value)
+    assert view.counters("12.75")["registered"] == 8
+    assert view.take_changes() == set()
+
+
+def test_the_feed_skips_a_malformed_message_and_keeps_going():
+    view = RegionCountersView()
+    feed = CountersFeed(view, ChangeHub(), bootstrap_servers="unused:9092", topic="t")
+    feed._apply(b"12@0", b"{not json", 0, 0)
+    feed._apply(None, b"{}", 0, 1)
+    feed._apply(b"12@0", orjson.dumps({"region": "12", "partition": 0,
+                                       "counters": {"registered": 2}}), 0, 2)
+    assert feed.malformed == 2
+    assert view.counters("12")["registered"] == 2
+
+
+def test_changed_regions_are_reported_once_and_unchanged_republishes_not_at_all():
+    view = RegionCountersView()
+    view.apply(*published("12", 0, {"registered": 1}))
+    view.apply(*published("12.75", 0, {"registered": 1}))
+    view.apply(*published("12", 0, {"registered": 2}))
+    assert view.take_changes() == {"12", "12.75"}
+    assert view.take_changes() == set()
+    view.apply(*published("12", 0, {"registered": 2}, "2026-11-25T11:00:00+00:00"))
+    assert view.take_changes() == set()
+    view.apply("12@0", None)
+    assert view.take_changes() == {"12"}
+
+
+def test_ucj_is_active_participants_over_the_working_population():
+    # Labuhanbatu: 66,510 / 181,567 = 36.63%.
+    assert ucj_ratio(66510, 181567) == 0.366311
+    # Bali reported 50.88% for 935,079 / 1,873,899: the ratio is 49.90%.
+    assert ucj_ratio(935079, 1873899) == pytest.approx(0.499002, abs=1e-6)
+
+
+def test_ucj_is_null_without_a_workforce_figure():
+    assert ucj_ratio(500, None) is None
+    body = coverage_of(BINJAI, {"active": 500}, None, None)
+    assert body["ucj"] is None
+    assert body["workforce"] is None
+
+
+def test_gap_to_target_is_the_active_workers_still_needed():
+    # Binjai's 2025 target, 37.10% of 132,826 workers, from 33% covered.
+    assert gap_to_target(43833, 132826, 0.3710) == 49279 - 43833
+
+
+def test_gap_to_target_is_zero_once_the_target_is_reached():
+    assert gap_to_target(60000, 132826, 0.3710) == 0
+
+
+def test_gap_to_target_is_counted_in_whole_people_without_float_error():
+    # 0.07 * 100 is 7.000000000000001 in floating point: still 7 people.
+    assert gap_to_target(0, 100, 0.07) == 7
+    assert gap_to_target(0, 3, 0.5) == 2
+
+
+def test_gap_to_target_is_null_without_a_workforce_figure():
+    assert gap_to_target(10, None, 0.5) is None
+
+
+def test_region_coverage_has_the_contracts_shape():
+    view = RegionCountersView()
+    view.apply(*published("12.75", 0, {"registered": 3, "active": 2, "inactive": 1,
+                                       "BPU.registered": 3, "BPU.active": 2}))
+    body = coverage_of(BINJAI, view.counters("12.75"), view.updated_at("12.75"), SAKERNAS_2024,
+                       target=0.3710)
+    assert body["region"] == BINJAI
+    assert body["workforce"] == 132826
+    assert body["workforce_year"] == 2024
+    assert body["workforce_source"] == "BPS Sakernas"
+    assert (body["registered"], body["active"], body["inactive"], body["terminated"]) == (
+        3, 2, 1, 0)
+    assert body["by_segment"] == {"PU": {"registered": 0, "active": 0},
+                                  "BPU": {"registered": 3, "active": 2},
+                                  "JAKON": {"registered": 0, "active": 0},
+                                  "PMI": {"registered": 0, "active": 0}}
+    assert body["ucj"] == round(2 / 132826, 6)
+    assert body["gap_to_target"] == 49279 - 2
+    assert body["updated_at"] == "2026-11-25T10:00:00+00:00"
+    assert "gap_to_target" not in coverage_of(BINJAI, {}, None, SAKERNAS_2024)
+
+
+async def test_a_slow_stream_client_gets_each_changed_region_once():
+    hub = ChangeHub()
+    subscription = hub.subscribe(lambda code: code.count(".") <= 1)
+    hub.publish({"12.75"})
+    hub.publish({"12.75", "12"})
+    hub.publish({"12.75.01"})  # a district: not followed
+    assert await subscription.next_changes(0.1) == {"12", "12.75"}
+    assert await subscription.next_changes(0.01) == set()
+
+
+async def test_shutting_down_ends_every_stream():
+    hub = ChangeHub()
+    subscription = hub.subscribe(lambda code: True)
+    waiting = asyncio.create_task(subscription.next_changes(30))
+    await asyncio.sleep(0)
+    hub.close()
+    assert await asyncio.wait_for(waiting, 1) == set()
+    assert subscription.closed
+
+
+@pytest.fixture(scope="module")
+def context() -> CoverageContext:
+    hub = ChangeHub()
+    view = RegionCountersView()
+    feed = CountersFeed(view, hub, bootstrap_servers="unused:9092", topic="t")
+    return CoverageContext(CoverageApiSettings(), view, hub, feed)
+
+
+def test_regencies_of_a_province_are_listed_in_code_order(context):
+    regencies = listed_regions(context, "regency", "12")
+    codes = [r.code for r in regencies]
+    assert "12.75" in codes
+    assert codes == sorted(codes)
+    assert {r.level for r in regencies} == {"regency"}
+
+
+@pytest.mark.parametrize(("level", "parent"), [
+    ("district", None),  # too many to list without a regency
+    ("village", None),
+    ("regency", "12.75"),  # a regency is not the level above a regency
+    ("district", "99.99"),  # no such regency
+    ("national", "ID"),
+])
+def test_listing_needs_a_parent_of_the_level_above(context, level, parent):
+    with pytest.raises(Problem) as refused:
+        listed_regions(context, level, parent)
+    assert refused.value.status == 422
+    assert refused.value.errors[0]["field"] == "parent"
+
+
+def test_a_stream_follows_a_regions_lineage_and_children(context):
+    snapshot, wants = stream_selection(context, None, "12.75")
+    codes = [r.code for r in snapshot]
+    assert codes[:3] == ["ID", "12", "12.75"]
+    assert wants("12.75.01") and wants("12")
+    assert not wants("11") and not wants("12.75.01.1001")
+
+
+def test_a_stream_refuses_unknown_regions(context):
+    with pytest.raises(Problem) as refused:
+        stream_selection(context, "ID,99.99", None)
+    assert refused.value.status == 422
