@@ -33,16 +33,6 @@ async def add_events(conn: asyncpg.Connection, topic: str, envelopes: Iterable[E
             "INSERT INTO outbox (topic, key, event_type, payload) VALUES ($1, $2, $3, $4)", rows)
 
 
-async def copy_events(conn: asyncpg.Connection, topic: str, envelopes: Iterable[Envelope]) -> None:
-    """Like add_events, for thousands of rows at once (bulk requests)."""
-    rows = [(topic, e.subject, e.type, e.to_bytes()) for e in envelopes]
-    if rows:
-        await conn.copy_records_to_table(
-            "outbox", records=rows, columns=["topic", "key", "event_type", "payload"])
-        # COPY fires no statement trigger for NOTIFY in every version: wake the relay explicitly.
-        await conn.execute("SELECT pg_notify('outbox', '')")
-
-
 class OutboxRelay:
     def __init__(self, dsn: str, producer: AIOKafkaProducer, *, batch_size: int = 2000,
                  idle_poll_seconds: float = 1.0):

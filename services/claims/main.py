@@ -1,4 +1,4 @@
-"""python -m services.claims.main — placeholder until its issue lands (health and OpenAPI only)."""
+"""python -m services.claims.main — a placeholder (health and OpenAPI only)."""
 
 from pydantic import AliasChoices, Field
 

@@ -1,4 +1,4 @@
-"""python -m services.contributions.main — placeholder until its issue lands (health and OpenAPI only)."""
+"""python -m services.contributions.main — a placeholder (health and OpenAPI only)."""
 
 from pydantic import AliasChoices, Field
 

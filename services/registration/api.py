@@ -61,26 +61,34 @@ def _idempotency_key(request: Request) -> str | None:
 
 
 async def _once(request: Request, caller: Caller, body: Any, work) -> Response:
-    """Run `work(conn)` -> (status, body) in one transaction, once per Idempotency-Key."""
+    """Run `work(conn)` -> (status, body); with an Idempotency-Key, in one transaction with the
+    key's record, so the work happens once per key."""
     key = _idempotency_key(request)
     pool = request.app.state.pool
-    async with pool.acquire() as conn, conn.transaction():
-        if key is not None:
-            digest = hashlib.sha256(
-                request.url.path.encode() + b"\0" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-            ).digest()
-            earlier = await store.claim_idempotency_key(conn, caller.key_id, key, digest)
-            if earlier is not None:
-                if earlier["request_hash"] != digest:
-                    raise Problem(422, "Idempotency-Key reused",
-                                  "this Idempotency-Key was used with another request body")
-                return Response(earlier["body"], status_code=earlier["status_code"],
-                                media_type=PROBLEM_JSON if earlier["status_code"] >= 400
-                                else "application/json")
-        status, out = await work(conn)
-        if key is not None:
-            await store.save_idempotent_response(conn, caller.key_id, key, status,
-                                                 orjson.dumps(out))
+    async with pool.acquire() as conn:
+        if key is None:
+            # The work is one statement: atomic without an explicit transaction.
+            status, out = await work(conn)
+            return _json(status, out)
+        async with conn.transaction():
+            return await _once_in_transaction(conn, request, caller, key, body, work)
+
+
+async def _once_in_transaction(conn, request: Request, caller: Caller, key: str, body: Any,
+                               work) -> Response:
+    digest = hashlib.sha256(
+        request.url.path.encode() + b"\0" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    ).digest()
+    earlier = await store.claim_idempotency_key(conn, caller.key_id, key, digest)
+    if earlier is not None:
+        if earlier["request_hash"] != digest:
+            raise Problem(422, "Idempotency-Key reused",
+                          "this Idempotency-Key was used with another request body")
+        status = earlier["status_code"]
+        return Response(earlier["body"], status_code=status,
+                        media_type=PROBLEM_JSON if status >= 400 else "application/json")
+    status, out = await work(conn)
+    await store.save_idempotent_response(conn, caller.key_id, key, status, orjson.dumps(out))
     return _json(status, out)
 
 
@@ -104,7 +112,8 @@ async def register_one(request: Request, caller: Writer) -> Response:
 
     async def work(conn) -> tuple[int, dict[str, Any]]:
         [outcome] = await store.register(conn, [participant], caller=caller.key_id,
-                                         today=clock.today(), topic=request.app.state.topic)
+                                         today=clock.today(), topic=request.app.state.topic,
+                                         kpjs=request.app.state.kpjs)
         if not outcome.created:
             return 409, _duplicate_problem(outcome.participant_id)
         return 201, {"participant_id": str(outcome.participant_id), "kpj": outcome.kpj,
@@ -150,7 +159,8 @@ async def register_bulk(request: Request, caller: Writer) -> Response:
 
     async def work(conn) -> tuple[int, dict[str, Any]]:
         outcomes = await store.register(conn, [p for _, p in valid], caller=caller.key_id,
-                                        today=today, topic=request.app.state.topic)
+                                        today=today, topic=request.app.state.topic,
+                                        kpjs=request.app.state.kpjs)
         results = []
         for (index, _), outcome in zip(valid, outcomes, strict=True):
             if outcome.created:
@@ -221,6 +231,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) ->
         app.state.keys = KeyStore(app.state.pool, settings.bootstrap_api_key)
         app.state.clock = clock or SystemClock()
         app.state.topic = topic_name(PARTICIPANTS, settings.topic_prefix)
+        app.state.kpjs = store.KpjAllocator()
         relay = None
         if settings.embedded_relay:
             from services.registration.relay import start_embedded

@@ -12,10 +12,9 @@ import asyncpg
 from services.registration import domain
 from services.registration.schemas import ParticipantIn
 from shared.events import ParticipantChanged, ParticipantRegistered, make_envelope
-from shared.outbox import add_events, copy_events
+from shared.outbox import add_events
 
 SOURCE = "registration"
-_COPY_THRESHOLD = 50  # rows; above it the outbox is written with COPY
 
 PARTICIPANT_COLUMNS = """
     id AS participant_id, kpj, nik, full_name, birth_date, sex, region_code, segment,
@@ -45,37 +44,79 @@ def state_event(record: Any, payload_type: type[ParticipantRegistered] | type[Pa
                          sequence=record["version"])
 
 
+class KpjAllocator:
+    """KPJ sequence numbers handed out from blocks of KPJ_BLOCK, one database round trip per
+    block rather than per registration (numbers of a block a process never uses are skipped:
+    membership numbers need to be unique, not gap-free)."""
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._end = 0  # exclusive
+
+    async def take(self, conn: asyncpg.Connection, n: int) -> list[int]:
+        numbers: list[int] = []
+        while len(numbers) < n:
+            if self._next >= self._end:
+                start = await conn.fetchval("SELECT nextval('kpj_sequence')")
+                self._next, self._end = start, start + KPJ_BLOCK
+            # Taken without an await in between, so concurrent requests never share a number.
+            count = min(self._end - self._next, n - len(numbers))
+            numbers.extend(range(self._next, self._next + count))
+            self._next += count
+        return numbers
+
+
+KPJ_BLOCK = 1000  # the sequence's INCREMENT (migration 0001)
+
+
 async def register(conn: asyncpg.Connection, rows: list[ParticipantIn], *, caller: str,
-                   today: date, topic: str) -> list[Outcome]:
-    """Insert the rows that are not live duplicates (by NIK), with their events, in the caller's
-    transaction. Outcomes are in the order of `rows`."""
+                   today: date, topic: str, kpjs: KpjAllocator) -> list[Outcome]:
+    """Insert the rows that are not live duplicates (by NIK) and their events, in ONE statement
+    (so atomically, also outside a transaction). Outcomes are in the order of `rows`."""
     if not rows:
         return []
-    sequences = await conn.fetch("SELECT nextval('kpj_sequence') AS n FROM generate_series(1, $1)",
-                                 len(rows))
     ids = [uuid.uuid4() for _ in rows]
-    kpjs = [domain.kpj_for(r["n"]) for r in sequences]
+    numbers = [domain.kpj_for(n) for n in await kpjs.take(conn, len(rows))]
+    registered_on = str(today)
+    payloads = [
+        make_envelope(
+            ParticipantRegistered(
+                participant_id=pid, kpj=kpj, region_code=row.region_code, segment=row.segment,
+                employer_id=row.employer_id, monthly_income=row.monthly_income,
+                programs=list(row.programs), registered_on=registered_on),
+            source=SOURCE, subject=str(pid), sequence=1).to_bytes()
+        for row, pid, kpj in zip(rows, ids, numbers, strict=True)
+    ]
     inserted = await conn.fetch(
         """
-        INSERT INTO participants (id, kpj, nik, full_name, birth_date, sex, region_code, segment,
-                                  employer_id, occupation, monthly_income, programs,
-                                  registered_by)
-        SELECT u.id, u.kpj, u.nik, u.full_name, u.birth_date, u.sex, u.region_code, u.segment,
-               u.employer_id, u.occupation, u.monthly_income, string_to_array(u.programs, ' '),
-               $13
-        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[],
-                    $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::text[])
-             AS u(id, kpj, nik, full_name, birth_date, sex, region_code, segment, employer_id,
-                  occupation, monthly_income, programs)
-        ON CONFLICT (nik) WHERE status <> 'terminated' DO NOTHING
-        RETURNING id
+        WITH batch AS (
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[],
+                                 $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                                 $11::bigint[], $12::text[], $13::bytea[]) WITH ORDINALITY
+                AS u(id, kpj, nik, full_name, birth_date, sex, region_code, segment,
+                     employer_id, occupation, monthly_income, programs, event, position)
+        ), participant AS (
+            INSERT INTO participants (id, kpj, nik, full_name, birth_date, sex, region_code,
+                                      segment, employer_id, occupation, monthly_income,
+                                      programs, registered_by)
+            SELECT id, kpj, nik, full_name, birth_date, sex, region_code, segment, employer_id,
+                   occupation, monthly_income, string_to_array(programs, ' '), $14
+            FROM batch ORDER BY position
+            ON CONFLICT (nik) WHERE status <> 'terminated' DO NOTHING
+            RETURNING id
+        )
+        INSERT INTO outbox (topic, key, event_type, payload)
+        SELECT $15, batch.id::text, $16, batch.event
+        FROM batch JOIN participant USING (id) ORDER BY batch.position
+        RETURNING key
         """,
-        ids, kpjs, [r.nik for r in rows], [r.full_name for r in rows],
+        ids, numbers, [r.nik for r in rows], [r.full_name for r in rows],
         [r.birth_date for r in rows], [r.sex for r in rows], [r.region_code for r in rows],
         [r.segment for r in rows], [r.employer_id for r in rows], [r.occupation for r in rows],
-        [r.monthly_income for r in rows], [" ".join(r.programs) for r in rows], caller,
+        [r.monthly_income for r in rows], [" ".join(r.programs) for r in rows], payloads,
+        caller, topic, ParticipantRegistered.TYPE,
     )
-    created = {r["id"] for r in inserted}
+    created = {uuid.UUID(r["key"]) for r in inserted}
     existing: dict[str, uuid.UUID] = {}
     if len(created) < len(rows):
         duplicates = [r.nik for r, i in zip(rows, ids, strict=True) if i not in created]
@@ -84,27 +125,8 @@ async def register(conn: asyncpg.Connection, rows: list[ParticipantIn], *, calle
             duplicates,
         ):
             existing[record["nik"]] = record["id"]
-
-    outcomes: list[Outcome] = []
-    events = []
-    registered_on = str(today)
-    for row, pid, kpj in zip(rows, ids, kpjs, strict=True):
-        if pid in created:
-            outcomes.append(Outcome(pid, kpj, True))
-            events.append(make_envelope(
-                ParticipantRegistered(
-                    participant_id=pid, kpj=kpj, region_code=row.region_code,
-                    segment=row.segment, employer_id=row.employer_id,
-                    monthly_income=row.monthly_income, programs=list(row.programs),
-                    registered_on=registered_on),
-                source=SOURCE, subject=str(pid), sequence=1))
-        else:
-            outcomes.append(Outcome(existing[row.nik], None, False))
-    if len(events) > _COPY_THRESHOLD:
-        await copy_events(conn, topic, events)
-    else:
-        await add_events(conn, topic, events)
-    return outcomes
+    return [Outcome(pid, kpj, True) if pid in created else Outcome(existing[row.nik], None, False)
+            for row, pid, kpj in zip(rows, ids, numbers, strict=True)]
 
 
 async def get(conn: asyncpg.Connection | asyncpg.Pool, participant_id: uuid.UUID,

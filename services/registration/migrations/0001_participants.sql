@@ -1,5 +1,6 @@
 -- Participants: the only place NIK and names are kept (personal data, UU 27/2022).
-CREATE SEQUENCE kpj_sequence;
+-- Handed out in blocks of 1000 by each process (store.KpjAllocator).
+CREATE SEQUENCE kpj_sequence INCREMENT BY 1000;
 
 CREATE TABLE participants (
     id              uuid PRIMARY KEY,
