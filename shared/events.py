@@ -134,4 +134,5 @@ def decode(raw: bytes) -> tuple[Envelope, Payload]:
         envelope = Envelope.from_bytes(raw)
         return envelope, parse_payload(envelope)
     except ValidationError as exc:
-        raise ValueError(f"malformed event: {exc.errors(include_url=False)}") from exc
+        raise ValueError(
+            f"malformed event: {exc.errors(include_url=False, include_input=False)}") from exc

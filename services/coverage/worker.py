@@ -33,7 +33,7 @@ from services.coverage.counting import (
     counted_state,
     transition_deltas,
 )
-from shared.events import decode
+from shared.events import UnknownEventType, decode
 from shared.regions import directory
 from shared.settings import CommonSettings
 from shared.topics import (
@@ -124,6 +124,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
             partition = event.message.partition
             try:
                 envelope, payload = decode(event.value)
+            except UnknownEventType:
+                continue  # a type this worker does not count (yet): not an error
             except ValueError as exc:
                 await dead_letter.send(key=event.key, value=orjson.dumps({
                     "reason": str(exc)[:2000], "topic": event.message.topic,

@@ -1,0 +1,1 @@
+"""Deployment of UCJ Live: the local stack (deploy/local) and the Kafka jars (deploy/kafka)."""

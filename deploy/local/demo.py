@@ -1,0 +1,136 @@
+"""A small demo load for a running local stack: python -m deploy.local.demo [--count 300]
+
+1. Workforce figures (the UCJ denominator) on the coverage service: Binjai's real one and
+   synthetic ones for a few other Sumatera Utara regions.
+2. About 300 synthetic registrations in villages of province 12 (a third in Kota Binjai) with
+   valid synthetic NIKs, through POST /v1/participants/bulk on the registration service.
+
+URLs and the API key come from the stack's state file (.run/stack.json), so a stack on other
+ports (UCJ_PORT_BASE) works too. NIK serials and birth dates are random, so running the demo
+again adds participants instead of being refused as duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import sys
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+
+from deploy.local.stack import DEFAULT_API_KEY, REPO, load_state, run_dir
+
+VILLAGES_CSV = REPO / "shared" / "data" / "regions" / "villages.csv"
+BINJAI = "12.75"
+
+WORKFORCE = {
+    BINJAI: (132826, "BPJS Ketenagakerjaan Cabang Binjai, Oct 2024 (real)"),
+    "12.71": (1_215_000, "synthetic demo figure (Kota Medan)"),
+    "12.76": (88_000, "synthetic demo figure (Kota Tebing Tinggi)"),
+    "12.74": (79_000, "synthetic demo figure (Kota Tanjungbalai)"),
+    "12": (7_400_000, "synthetic demo figure (Provinsi Sumatera Utara)"),
+}
+
+FIRST = {"M": ["Ahmad", "Budi", "Rizky", "Dedi", "Joko", "Hendra", "Fajar", "Agus", "Irwan"],
+         "F": ["Siti", "Dewi", "Rina", "Putri", "Nurul", "Lestari", "Wulan", "Intan", "Sari"]}
+LAST = ["Siregar", "Nasution", "Lubis", "Harahap", "Sitompul", "Simanjuntak", "Ginting",
+        "Tarigan", "Sembiring", "Pane", "Hasibuan", "Batubara"]
+OCCUPATIONS = {"BPU": ["pedagang", "ojek daring", "petani", "nelayan", "penjahit", "tukang"],
+               "PU": ["operator produksi", "staf administrasi", "kasir", "teknisi", "satpam"]}
+
+
+def villages_of_province(code: str = "12") -> tuple[list[str], list[str]]:
+    """(villages of Kota Binjai, other villages of the province)."""
+    binjai, others = [], []
+    with open(VILLAGES_CSV, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["code"].startswith(BINJAI + "."):
+                binjai.append(row["code"])
+            elif row["code"].startswith(code + "."):
+                others.append(row["code"])
+    return binjai, others
+
+
+def synthetic_participant(village: str, rng: random.Random, today: date) -> dict[str, Any]:
+    sex = rng.choice("MF")
+    birth = today - timedelta(days=rng.randint(18 * 365, 55 * 365))
+    day = birth.day + (40 if sex == "F" else 0)  # the NIK adds 40 to a woman's birth day
+    district = "".join(village.split(".")[:3])  # 12.75.01.1001 -> 127501
+    nik = f"{district}{day:02d}{birth.month:02d}{birth.year % 100:02d}{rng.randint(1, 9999):04d}"
+    segment = "BPU" if rng.random() < 0.6 else "PU"
+    row: dict[str, Any] = {
+        "nik": nik,
+        "full_name": f"{rng.choice(FIRST[sex])} {rng.choice(LAST)} (synthetic)",
+        "birth_date": birth.isoformat(),
+        "sex": sex,
+        "region_code": village,
+        "segment": segment,
+        "occupation": rng.choice(OCCUPATIONS[segment]),
+    }
+    if segment == "BPU":
+        row |= {"employer_id": None, "monthly_income": rng.randrange(1_000_000, 3_000_001, 50_000),
+                "programs": rng.choice([["JKK", "JKM"], ["JKK", "JKM", "JHT"]])}
+    else:
+        row |= {"employer_id": f"EMP-{rng.randint(1, 40):03d}",
+                "monthly_income": rng.randrange(3_000_000, 8_000_001, 100_000),
+                "programs": ["JKK", "JKM", "JHT", "JP"]}
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m deploy.local.demo")
+    ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=None, help="repeatable data (default: random)")
+    args = ap.parse_args(argv)
+
+    state = load_state(run_dir())
+    services = state.get("services", {})
+    registration = services.get("registration", "http://127.0.0.1:8001")
+    coverage = services.get("coverage", "http://127.0.0.1:8004")
+    key = state.get("api_key") or os.environ.get("UCJ_BOOTSTRAP_API_KEY") or DEFAULT_API_KEY
+    auth = {"Authorization": f"Bearer {key}"}
+    rng = random.Random(args.seed)
+
+    with httpx.Client(headers=auth, timeout=60) as http:
+        for code, (workforce, source) in WORKFORCE.items():
+            r = http.put(f"{coverage}/v1/workforce/{code}",
+                         json={"workforce": workforce, "year": 2024, "source": source})
+            if r.status_code != 200:
+                print(f"PUT /v1/workforce/{code}: {r.status_code} {r.text[:300]}", file=sys.stderr)
+                return 1
+        print(f"workforce set for {', '.join(WORKFORCE)}")
+
+        binjai, others = villages_of_province()
+        today = date.today()
+        rows = [synthetic_participant(rng.choice(binjai if i % 3 == 0 else others), rng, today)
+                for i in range(args.count)]
+        accepted, rejected = 0, []
+        for start in range(0, len(rows), 100):
+            r = http.post(f"{registration}/v1/participants/bulk",
+                          json={"participants": rows[start : start + 100]})
+            if r.status_code not in (200, 201, 207):
+                print(f"POST /v1/participants/bulk: {r.status_code} {r.text[:300]}",
+                      file=sys.stderr)
+                return 1
+            body = r.json()
+            accepted += body.get("accepted", 0)
+            rejected += body.get("rejected", [])
+        in_binjai = sum(1 for row in rows if row["region_code"].startswith(BINJAI + "."))
+        print(f"registrations: {accepted} accepted, {len(rejected)} rejected "
+              f"({in_binjai} sent for Kota Binjai)")
+        for rej in rejected[:5]:
+            print(f"  rejected row {rej.get('index')}: {rej.get('errors')}")
+
+    print("Coverage is counted asynchronously (outbox relay -> Kafka -> coverage worker); try:")
+    print(f"  curl {coverage}/v1/coverage/regions/{BINJAI}")
+    print(f"  curl '{coverage}/v1/coverage/regions?level=regency&parent=12'")
+    print(f"  dashboard: {coverage}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
