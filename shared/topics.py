@@ -39,5 +39,15 @@ SOURCE_TOPICS = (PARTICIPANTS, MEMBERSHIPS, CLAIMS)
 ALL_TOPICS = (*SOURCE_TOPICS, DEAD_LETTER, REGION_COUNTERS, FACTS_CHANGELOG)
 
 
+# Compacted topics keep the newest value per key. Roll segments often so the log cleaner
+# actually runs: the counters topic gets a new value per changed region several times a second.
+COMPACTED_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000",
+                    "min.cleanable.dirty.ratio": "0.1"}
+
+
+def topic_config(spec: TopicSpec) -> dict[str, str]:
+    return dict(COMPACTED_CONFIG) if spec.compacted else {}
+
+
 def topic_name(spec: TopicSpec, prefix: str = "") -> str:
     return f"{prefix}{spec.name}"

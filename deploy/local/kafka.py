@@ -159,7 +159,7 @@ async def acreate_topics(bootstrap: str, prefix: str = "", wait_s: float = 60.0)
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from shared.topics import ALL_TOPICS, topic_name
+    from shared.topics import ALL_TOPICS, topic_config, topic_name
 
     want = {topic_name(s, prefix): s for s in ALL_TOPICS}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
@@ -167,7 +167,7 @@ async def acreate_topics(bootstrap: str, prefix: str = "", wait_s: float = 60.0)
     try:
         resp = await admin.create_topics([
             NewTopic(name, s.partitions, 1,
-                     topic_configs={"cleanup.policy": "compact"} if s.compacted else {})
+                     topic_configs=topic_config(s))
             for name, s in want.items()])
         for name, code, *msg in resp.topic_errors:
             if code not in (0, 36):  # 36 = TOPIC_ALREADY_EXISTS

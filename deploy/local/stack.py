@@ -379,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("--wipe", action="store_true", help="also delete the run directory")
     sub.add_parser("status")
     sub.add_parser("jars", help="fetch the Kafka jars into the cache")
+    sub.add_parser("create-topics", help="create every topic on KAFKA_BOOTSTRAP_SERVERS "
+                   "(with UCJ_TOPIC_PREFIX); used by docker-compose")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "up":
@@ -389,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_down(args.wipe)
         if args.cmd == "status":
             return cmd_status()
+        if args.cmd == "create-topics":
+            bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+            wait_for_kafka(bootstrap)
+            create_topics(bootstrap, os.environ.get("UCJ_TOPIC_PREFIX", ""))
+            return 0
         ensure_kafka_jars()
         return 0
     except (RuntimeError, TimeoutError, OSError) as e:

@@ -394,9 +394,15 @@ class CountersFeed:
     async def _caught_up(self, consumer: AIOKafkaConsumer,
                          ends: dict[TopicPartition, int]) -> bool:
         for tp, end in ends.items():
-            # position, not the last offset read: control records and compacted gaps have
-            # offsets no message carries.
-            if await consumer.position(tp) < end:
+            if end == 0 or self._positions.get(tp.partition, 0) >= end:
+                continue
+            # Else ask the position, not the last offset read: control records and compacted
+            # gaps have offsets no message carries. Bounded: position() waits for an offset
+            # reset, which hangs while a new topic's partition has no leader yet.
+            try:
+                if await asyncio.wait_for(consumer.position(tp), 2.0) < end:
+                    return False
+            except TimeoutError:
                 return False
         return True
 
