@@ -19,11 +19,3 @@ CREATE TABLE api_keys (
     revoked_at  timestamptz
 );
 
--- Wake the relay when events are committed (delivered at commit; identical payloads collapse).
-CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('outbox', '');
-    RETURN NULL;
-END $$;
-CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
