@@ -310,12 +310,13 @@ def check_programs(
         errors.append(FieldError(
             "programs", f"must include {_listing(missing)} (required for {segment})"
         ))
+    allowed = terms.allowed_programs
     for program in PROGRAMS:
-        if program in chosen and program not in terms.allowed_programs:
+        if program in chosen and program not in allowed:
             errors.append(FieldError("programs", f"{segment} may not take {program}"))
     if (
         "JKP" in chosen
-        and "JKP" in terms.allowed_programs
+        and "JKP" in allowed
         and "JKP" not in already_enrolled
         and age_at_enrolment >= JKP_AGE_LIMIT
     ):

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
 
 from services.registration import domain
 from services.registration.schemas import ParticipantIn
-from shared.events import ParticipantChanged, ParticipantRegistered, make_envelope
+from shared.events import (
+    ParticipantChanged,
+    ParticipantRegistered,
+    envelope_bytes,
+    make_envelope,
+)
 from shared.outbox import add_events
 
 SOURCE = "registration"
@@ -78,13 +83,14 @@ async def register(conn: asyncpg.Connection, rows: list[ParticipantIn], *, calle
     ids = [uuid.uuid4() for _ in rows]
     numbers = [domain.kpj_for(n) for n in await kpjs.take(conn, len(rows))]
     registered_on = str(today)
+    occurred_at = datetime.now(UTC)
     payloads = [
-        make_envelope(
-            ParticipantRegistered(
-                participant_id=pid, kpj=kpj, region_code=row.region_code, segment=row.segment,
-                employer_id=row.employer_id, monthly_income=row.monthly_income,
-                programs=list(row.programs), registered_on=registered_on),
-            source=SOURCE, subject=str(pid), sequence=1).to_bytes()
+        envelope_bytes(ParticipantRegistered, {
+            "participant_id": str(pid), "kpj": kpj, "region_code": row.region_code,
+            "segment": row.segment, "employer_id": row.employer_id,
+            "monthly_income": row.monthly_income, "programs": list(row.programs),
+            "registered_on": registered_on,
+        }, source=SOURCE, subject=str(pid), sequence=1, occurred_at=occurred_at)
         for row, pid, kpj in zip(rows, ids, numbers, strict=True)
     ]
     inserted = await conn.fetch(

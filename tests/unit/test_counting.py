@@ -136,3 +136,15 @@ def test_the_ledger_forgets_a_partition_another_worker_now_owns():
     ledger.add(1, {"ID": {"registered": 1}})
     ledger.forget(1)
     assert ledger.drain_changed() == [] and ledger.counters(1, "ID") == {}
+
+
+def test_the_fast_event_writer_makes_the_same_event_as_the_models():
+    from shared.events import decode, envelope_bytes
+
+    envelope, payload = registered()
+    raw = envelope_bytes(ParticipantRegistered, payload.model_dump(mode="json"),
+                         source="registration", subject=str(PID), sequence=1,
+                         occurred_at=envelope.occurred_at)
+    fast_envelope, fast_payload = decode(raw)
+    assert fast_payload == payload
+    assert fast_envelope.model_dump(exclude={"id"}) == envelope.model_dump(exclude={"id"})
