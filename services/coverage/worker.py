@@ -220,7 +220,7 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
+    sys.argv = [sys.argv[0], "--loop", "uvloop", "worker", "--loglevel", settings.log_level.lower()]
     app.main()
 
 
