@@ -3,7 +3,6 @@ placeholders), on free ports, with fresh topics and databases, against the real 
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -46,8 +45,6 @@ def running_stack(infra, tmp_path_factory):
     prefix = infra.new_prefix()
     services = stack.Infra(infra.bootstrap, infra.server_url, databases, prefix)
     ports = {spec.name: stack.free_port() for spec in stack.SERVICES}
-    # The worker's health endpoint port reaches it through the environment it inherits.
-    os.environ["UCJ_COVERAGE_WORKER_PORT"] = str(ports["coverage-worker"])
     processes: dict[str, ManagedProcess] = {}
     try:
         stack.start_services(services, run_dir, api_key=API_KEY, ports=ports,

@@ -8,9 +8,13 @@ import random
 import time
 
 import httpx
+import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from shared.topics import DEAD_LETTER, PARTICIPANTS, topic_name
 from tests.e2e.conftest import AUTH, synthetic_worker, wait_for_worker
+from tests.integration.conftest import read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -143,9 +147,6 @@ def test_killing_the_worker_and_the_relay_mid_stream_loses_and_doubles_nothing(r
 
 def test_a_malformed_event_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(
         running_stack):
-    from aiokafka import AIOKafkaProducer
-
-    from shared.topics import PARTICIPANTS, topic_name
 
     async def send_garbage() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=running_stack.infra.bootstrap)
@@ -163,5 +164,19 @@ def test_a_malformed_event_goes_to_the_dead_letter_topic_and_the_worker_keeps_go
                           headers=AUTH, timeout=10)
     assert response.status_code == 201
     wait_until(lambda: coverage(running_stack, "12.75")["registered"] == before + 1 or None, 10)
-    log = running_stack.processes["coverage-worker"].log.read_text()
-    assert "dead-letter" in log
+    dead = asyncio.run(read_topic(running_stack.infra.bootstrap,
+                                  topic_name(DEAD_LETTER, running_stack.infra.prefix),
+                                  expect=1, partitions=DEAD_LETTER.partitions))
+    letters = [orjson.loads(m.value) for m in dead if m.key == b"garbage"]
+    assert letters and "malformed" in letters[0]["reason"]
+    assert letters[0]["value"] == "{not json"
+
+
+def test_a_restarted_coverage_api_shows_the_same_counters(running_stack):
+    before = snapshot(running_stack, ["12.75", "12", "ID"])
+    running_stack.processes["coverage"].kill9()
+    running_stack.restart("coverage")
+    after = snapshot(running_stack, ["12.75", "12", "ID"])
+    for code in before:
+        for counter in ("registered", "active", "inactive", "terminated"):
+            assert after[code][counter] == before[code][counter], (code, counter)
