@@ -27,10 +27,15 @@ _RELAY_LOCK = 7_320_002
 
 
 async def add_events(conn: asyncpg.Connection, topic: str, envelopes: Iterable[Envelope]) -> None:
-    rows = [(topic, e.subject, e.type, e.to_bytes()) for e in envelopes]
+    """Queue events in the caller's transaction: one statement however many there are."""
+    rows = [(e.subject, e.type, e.to_bytes()) for e in envelopes]
     if rows:
-        await conn.executemany(
-            "INSERT INTO outbox (topic, key, event_type, payload) VALUES ($1, $2, $3, $4)", rows)
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, event_type, payload)"
+            " SELECT $1, key, event_type, payload"
+            " FROM unnest($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY"
+            "   AS e(key, event_type, payload, position) ORDER BY position",
+            topic, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
 
 
 class OutboxRelay:

@@ -19,6 +19,9 @@ class CommonSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("UCJ_BOOTSTRAP_API_KEY")
     )
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("UCJ_LOG_LEVEL"))
+    # A file holding the current time (ISO 8601) instead of the system clock: tests and demos
+    # move the calendar of every process at once by writing it.
+    clock_file: str | None = Field(default=None, validation_alias=AliasChoices("UCJ_CLOCK_FILE"))
 
 
 class ServiceSettings(CommonSettings):
