@@ -102,6 +102,11 @@ SERVICES = (
     ServiceSpec("registration", "services.registration.main", 8001, "ucj_registration"),
     ServiceSpec("registration-relay", "services.registration.relay", None, "ucj_registration"),
     ServiceSpec("contributions", "services.contributions.main", 8002, "ucj_contributions"),
+    ServiceSpec("contributions-relay", "services.contributions.relay", None,
+                "ucj_contributions"),
+    # learns participants from registration events; publishes what the calendar changes
+    ServiceSpec("contributions-worker", "services.contributions.worker", None,
+                "ucj_contributions"),
     ServiceSpec("claims", "services.claims.main", 8003, "ucj_claims"),
     # faust's own web server; its /healthz answers 200 once the tables are recovered.
     ServiceSpec("coverage-worker", "services.coverage.worker", 8014, "ucj_coverage",
@@ -223,11 +228,13 @@ def service_env(spec: ServiceSpec, infra: Infra, *, api_key: str, port: int | No
 def start_services(infra: Infra, run_dir: Path, *, api_key: str = DEFAULT_API_KEY,
                    ports: dict[str, int] | None = None, logdir: Path | None = None,
                    timeout: float = 60.0, reuse: dict[str, ManagedProcess] | None = None,
-                   started: dict[str, ManagedProcess] | None = None) -> dict[str, ManagedProcess]:
+                   started: dict[str, ManagedProcess] | None = None,
+                   env: dict[str, str] | None = None) -> dict[str, ManagedProcess]:
     """Start the SERVICES (ports: name -> port overrides) and wait until the APIs are healthy.
     The others start once the registration API is healthy, so that its migrations are not
     raced by the relay, which works on the same database.
-    `started` (optional) is filled as processes start, so a caller can stop them on failure."""
+    `started` (optional) is filled as processes start, so a caller can stop them on failure.
+    `env` (optional) is added to every service's environment (tests: a clock file, say)."""
     run_dir = Path(run_dir).resolve()
     logdir = Path(logdir).resolve() if logdir else run_dir / "logs"
     state_dir = run_dir / "coverage-state"
@@ -244,9 +251,10 @@ def start_services(infra: Infra, run_dir: Path, *, api_key: str = DEFAULT_API_KE
                     procs[spec.name] = reuse[spec.name]
                     continue
                 port = (ports or {}).get(spec.name, spec.port) if spec.port else None
-                env = service_env(spec, infra, api_key=api_key, port=port, state_dir=state_dir)
+                env_ = {**service_env(spec, infra, api_key=api_key, port=port,
+                                      state_dir=state_dir), **(env or {})}
                 procs[spec.name] = start_service(spec.name, [python_exe(), "-m", spec.module],
-                                                 env, logdir, port=port)
+                                                 env_, logdir, port=port)
             wait_healthy(list(procs.values()), timeout)
         time.sleep(1.0)  # the relay has no health endpoint: at least it must not die at once
         wait_healthy(list(procs.values()), timeout)

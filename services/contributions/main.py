@@ -1,18 +1,13 @@
-"""python -m services.contributions.main — a placeholder (health and OpenAPI only)."""
+"""python -m services.contributions.main — the contributions HTTP service."""
 
-from pydantic import AliasChoices, Field
-
-from shared.placeholder import placeholder_app
+from services.contributions.api import create_app
+from services.contributions.settings import ContributionsSettings
 from shared.serve import serve
-from shared.settings import ServiceSettings
-
-
-class Settings(ServiceSettings):
-    port: int = Field(default=8002, validation_alias=AliasChoices("UCJ_PORT"))
 
 
 def main() -> None:
-    serve(placeholder_app("UCJ Live — contributions"), Settings())
+    settings = ContributionsSettings()
+    serve(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,185 @@
+"""HTTP entry points of the contributions service: dues, money received, memberships."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from services.contributions import domain, store
+from services.contributions.rates import NoRatesError
+from services.contributions.schemas import MAX_BULK_LINES, PaymentIn, parse_line
+from services.contributions.settings import ContributionsSettings
+from shared.auth import Caller, KeyStore, api_keys_router, require
+from shared.clock import Clock, clock_from
+from shared.problems import PROBLEM_JSON, Problem, install_problem_handlers, read_json
+from shared.topics import MEMBERSHIPS, topic_name
+
+SCOPES = ["contributions:write", "contributions:read"]
+SINGLE_MAX_BYTES = 16 * 1024
+BULK_MAX_BYTES = 8 * 1024 * 1024
+
+router = APIRouter(tags=["contributions"])
+Writer = Annotated[Caller, Depends(require("contributions:write"))]
+Reader = Annotated[Caller, Depends(require("contributions:read"))]
+
+
+def _json(status: int, body: Any) -> Response:
+    return Response(orjson.dumps(body), status_code=status,
+                    media_type=PROBLEM_JSON if status >= 400 else "application/json")
+
+
+def _participant_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Problem(404, "Not found", "no participant has this id (not a UUID)") from None
+
+
+async def _known_member(request: Request, participant_id: str) -> store.MemberState:
+    state = await store.member(request.app.state.pool, _participant_id(participant_id))
+    if state is None:
+        raise Problem(404, "Not found", "no participant has this id (a registration can take "
+                      "a moment to reach the contributions service)")
+    return state
+
+
+@router.get("/v1/dues/{participant_id}")
+async def dues(participant_id: str, request: Request, _: Reader,
+               months: Annotated[int, Query(ge=1, le=12)] = 1) -> Response:
+    state = await _known_member(request, participant_id)
+    today = request.app.state.clock.today()
+    if state.live_status(today).status == "terminated":
+        raise Problem(409, "Membership ended", "this membership has ended; the worker must "
+                      "register anew")
+    first = domain.next_unpaid_period(state.member, state.paid_through)
+    try:
+        owed = domain.dues_for(state.member, first, months)
+    except NoRatesError as exc:
+        raise Problem(422, "No rates", str(exc)) from None
+    return _json(200, {"participant_id": str(state.participant_id),
+                       "first_period": str(owed.first_period), "months": owed.months,
+                       "amount": owed.amount,
+                       "lines": [{"program": line.program, "amount": line.amount}
+                                 for line in owed.lines]})
+
+
+@router.get("/v1/memberships/{participant_id}")
+async def membership(participant_id: str, request: Request, _: Reader) -> Response:
+    state = await _known_member(request, participant_id)
+    live = state.live_status(request.app.state.clock.today())
+    return _json(200, {"participant_id": str(state.participant_id), "status": live.status,
+                       "paid_through": str(state.paid_through) if state.paid_through else None,
+                       "reason": live.reason})
+
+
+@router.post("/v1/contributions", status_code=201,
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": PaymentIn.model_json_schema()}}}})
+async def contribute(request: Request, caller: Writer) -> Response:
+    line, errors = parse_line(await read_json(request, max_bytes=SINGLE_MAX_BYTES))
+    if line is None:
+        raise Problem(422, "Invalid request", _summary(errors), errors=errors)
+    [outcome] = await _pay(request, caller, [line])
+    if outcome.result is None:
+        title = "Payment reference reused" if outcome.status_code == 409 else "Payment refused"
+        extra = _expected(outcome.errors)
+        raise Problem(outcome.status_code, title, _summary(outcome.errors),
+                      errors=outcome.errors, extra=extra)
+    return _json(201, outcome.result)
+
+
+@router.post("/v1/contributions/bulk",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": {"type": "object", "properties": {"contributions": {
+                     "type": "array", "maxItems": MAX_BULK_LINES,
+                     "items": PaymentIn.model_json_schema()}}}}}}})
+async def contribute_bulk(request: Request, caller: Writer) -> Response:
+    """Up to 10,000 lines (the city-budget batch); each accepted or refused on its own."""
+    raw = await read_json(request, max_bytes=BULK_MAX_BYTES)
+    if not isinstance(raw, dict) or set(raw) != {"contributions"} or not isinstance(
+            raw["contributions"], list):
+        raise Problem(422, "Invalid request", 'send {"contributions": [...]}',
+                      errors=[{"field": "contributions", "message": "must be a list"}])
+    if len(raw["contributions"]) > MAX_BULK_LINES:
+        raise Problem(422, "Invalid request", f"at most {MAX_BULK_LINES} lines per request",
+                      errors=[{"field": "contributions",
+                               "message": f"at most {MAX_BULK_LINES} lines"}])
+    rejected: list[dict[str, Any]] = []
+    valid: list[tuple[int, PaymentIn]] = []
+    for index, item in enumerate(raw["contributions"]):
+        line, errors = parse_line(item)
+        if line is None:
+            rejected.append({"index": index, "errors": errors})
+        else:
+            valid.append((index, line))
+    outcomes = await _pay(request, caller, [line for _, line in valid])
+    results = []
+    for (index, _), outcome in zip(valid, outcomes, strict=True):
+        if outcome.result is None:
+            rejected.append({"index": index, "errors": outcome.errors})
+        else:
+            results.append({"index": index, **outcome.result})
+    rejected.sort(key=lambda r: r["index"])
+    return _json(200, {"accepted": len(results), "rejected": rejected, "results": results})
+
+
+async def _pay(request: Request, caller: Caller, lines: list[PaymentIn]):
+    app = request.app
+    if not lines:
+        return []
+    async with app.state.pool.acquire() as conn, conn.transaction():
+        return await store.pay(conn, lines, caller=caller.key_id, today=app.state.clock.today(),
+                               topic=app.state.topic)
+
+
+def _summary(errors: list[dict[str, str]]) -> str:
+    return "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"]
+                     for e in errors[:5])
+
+
+def _expected(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """Lift what the rules expected (amount, first_period) to the top of the problem."""
+    extra: dict[str, Any] = {}
+    for error in errors:
+        for key in ("expected_amount", "expected_first_period"):
+            if key in error:
+                extra[key] = error[key]
+    return extra
+
+
+def create_app(settings: ContributionsSettings, *, clock: Clock | None = None) -> FastAPI:
+    from shared.db import create_pool, migrate
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
+                                           max_size=settings.db_pool_max)
+        await migrate(app.state.pool, settings.migrations_dir)
+        app.state.keys = KeyStore(app.state.pool, settings.bootstrap_api_key)
+        app.state.clock = clock or clock_from(settings.clock_file)
+        app.state.topic = topic_name(MEMBERSHIPS, settings.topic_prefix)
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await app.state.pool.close()
+
+    app = FastAPI(title="UCJ Live — contributions", version="1", lifespan=lifespan)
+    install_problem_handlers(app)
+    app.include_router(router)
+    app.include_router(api_keys_router(SCOPES))
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz(request: Request) -> JSONResponse:
+        if not getattr(request.app.state, "ready", False):
+            raise Problem(503, "Starting", "the service is not ready yet")
+        await request.app.state.pool.fetchval("SELECT 1")
+        return JSONResponse({"status": "ok"})
+
+    return app

@@ -1,0 +1,503 @@
+"""Contribution rules: what a month costs, when it is due, and what arrears do to a membership.
+
+Pure: the standard library and ./rates.py only; no I/O, no pydantic. Money is integer rupiah,
+periods are calendar months, days are dates in WIB (the caller's clock decides "today").
+Facts come from ../shared/DOMAIN.md ("Monthly dues", "Due dates, arrears, status"); every
+figure is in the dated rate table (rates.py) or a named constant here.
+
+v1 simplifications, each in one place so the full rule can replace it:
+- payments are contiguous from the registration month: a member's whole payment history is
+  one `paid_through` period (None before the first payment), see `next_unpaid_period`;
+- PMI pays a flat monthly amount booked on one JKK line (`PMI_PACKAGE_PROGRAM`);
+- JAKON pays JKK + JKM at PU rates on the declared wage (rates.py);
+- PU arrears interest (2% a month, paid with the next dues) is not charged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from services.contributions.rates import RISK_CLASSES, NoRatesError, Rates, rates_on
+
+Segment = Literal["PU", "BPU", "JAKON", "PMI"]
+Program = Literal["JKK", "JKM", "JHT", "JP", "JKP"]
+MembershipStatus = Literal["active", "inactive", "terminated"]
+Payer = Literal["self", "employer", "government", "csr"]
+
+SEGMENTS: tuple[Segment, ...] = ("PU", "BPU", "JAKON", "PMI")
+PROGRAMS: tuple[Program, ...] = ("JKK", "JKM", "JHT", "JP", "JKP")
+
+# --- periods ----------------------------------------------------------------------------------
+_PERIOD_PATTERN = re.compile(r"([0-9]{4})-([0-9]{2})")  # ASCII digits only, nothing around
+MIN_YEAR, MAX_YEAR = 1, 9999  # what datetime.date can hold
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Period:
+    """A calendar month, the unit dues are owed and paid in. Ordered by time."""
+
+    year: int
+    month: int
+
+    def __post_init__(self) -> None:
+        if not MIN_YEAR <= self.year <= MAX_YEAR:
+            raise ValueError(f"year must be {MIN_YEAR} to {MAX_YEAR}, not {self.year}")
+        if not 1 <= self.month <= 12:
+            raise ValueError(f"month must be 01 to 12, not {self.month}")
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """Strictly `YYYY-MM` ("2026-11"): four digits, a hyphen, a two-digit month 01–12."""
+        match = _PERIOD_PATTERN.fullmatch(text) if isinstance(text, str) else None
+        if match is None:
+            raise ValueError(f"period must be YYYY-MM (e.g. 2026-11), not {text!r}")
+        year, month = int(match[1]), int(match[2])
+        if not 1 <= month <= 12:
+            raise ValueError(f"period {text!r} has month {match[2]}; months are 01 to 12")
+        if year < MIN_YEAR:
+            raise ValueError(f"period {text!r} has year 0000; years start at 0001")
+        return cls(year, month)
+
+    @classmethod
+    def of(cls, day: date) -> Period:
+        """The month `day` falls in."""
+        return cls(day.year, day.month)
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def _index(self) -> int:
+        return self.year * 12 + self.month - 1
+
+    @classmethod
+    def _from_index(cls, index: int) -> Period:
+        return cls(index // 12, index % 12 + 1)
+
+    def __add__(self, months: int) -> Period:
+        if not isinstance(months, int) or isinstance(months, bool):
+            return NotImplemented
+        return Period._from_index(self._index() + months)
+
+    def __sub__(self, months: int) -> Period:
+        if not isinstance(months, int) or isinstance(months, bool):
+            return NotImplemented
+        return Period._from_index(self._index() - months)
+
+    def next(self) -> Period:
+        return self + 1
+
+    def months_until(self, other: Period) -> int:
+        """How many months from this period to `other`: 2026-11 → 2027-02 is 3; negative if
+        `other` is earlier."""
+        return other._index() - self._index()
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+# --- members ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """What dues and status depend on, as registration recorded it.
+
+    `risk_class` is the employer's JKK risk class (1–5) for PU and JAKON; None takes the
+    segment's default from the rate table. It is ignored for BPU and PMI.
+    """
+
+    segment: Segment
+    monthly_income: int
+    programs: tuple[Program, ...]
+    registered_on: date
+    risk_class: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.segment not in SEGMENTS:
+            raise ValueError(f"segment must be one of {' '.join(SEGMENTS)}, not {self.segment!r}")
+        if self.monthly_income < 0:
+            raise ValueError("monthly_income may not be negative")
+        if self.risk_class is not None and self.risk_class not in RISK_CLASSES:
+            raise ValueError(f"risk_class must be one of {RISK_CLASSES} or None")
+        object.__setattr__(self, "programs", tuple(self.programs))  # a list would be mutable
+
+    @property
+    def first_owed(self) -> Period:
+        """Dues are owed from the month of registration, whatever its day."""
+        return Period.of(self.registered_on)
+
+
+# --- dues -------------------------------------------------------------------------------------
+# Each line, each month, rounded to whole rupiah, half up (Rp 0.5 → Rp 1): the amount a
+# member paying monthly pays, so N months cost exactly N monthly bills.
+RUPIAH = Decimal(1)
+ROUNDING = ROUND_HALF_UP
+
+# PMI v1 pays one flat amount for its JKK and JKM protection together (the package price has
+# no regulated split between them). It is booked as one line on JKK rather than split by an
+# invented ratio; the line does not mean JKM is unpaid.
+PMI_PACKAGE_PROGRAM: Program = "JKK"
+
+
+@dataclass(frozen=True, slots=True)
+class DuesLine:
+    """What one programme costs (for one month, or summed over several)."""
+
+    program: Program
+    amount: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"program": self.program, "amount": self.amount}
+
+
+@dataclass(frozen=True, slots=True)
+class Dues:
+    """What `months` months from `first_period` cost, per programme and in total."""
+
+    first_period: Period
+    months: int
+    amount: int
+    lines: tuple[DuesLine, ...]
+
+    @property
+    def last_period(self) -> Period:
+        return self.first_period + (self.months - 1)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "first_period": str(self.first_period),
+            "months": self.months,
+            "amount": self.amount,
+            "lines": [line.as_dict() for line in self.lines],
+        }
+
+
+def round_rupiah(amount: Decimal) -> int:
+    return int(amount.quantize(RUPIAH, rounding=ROUNDING))
+
+
+def _on(base: int, rate: Decimal) -> int:
+    return round_rupiah(Decimal(base) * rate)
+
+
+def _pu_lines(
+    rates: Rates, wage: int, risk_class: int, programs: Iterable[str], *, wage_earner: bool
+) -> list[DuesLine]:
+    """JKK + JKM at PU rates; for wage earners (not JAKON) also JHT and JP when enrolled.
+
+    JKP is never a line: it is funded by government and by the JKK recomposition, which is
+    why JKK is lower for a JKP member."""
+    enrolled = set(programs)
+    with_jkp = wage_earner and "JKP" in enrolled
+    lines = [
+        DuesLine("JKK", _on(wage, rates.pu_jkk(risk_class, with_jkp=with_jkp))),
+        DuesLine("JKM", _on(wage, rates.pu_jkm)),
+    ]
+    if wage_earner and "JHT" in enrolled:
+        lines.append(DuesLine("JHT", _on(wage, rates.pu_jht)))
+    if wage_earner and "JP" in enrolled:
+        lines.append(DuesLine("JP", _on(min(wage, rates.jp_wage_ceiling), rates.pu_jp)))
+    return lines
+
+
+def _bpu_lines(rates: Rates, income: int, programs: Iterable[str]) -> list[DuesLine]:
+    """On the declared income held within the floor and the cap (registration refuses
+    incomes outside them; a record from before a rate change is still charged within)."""
+    base = min(max(income, rates.bpu_min_income), rates.bpu_max_income)
+    lines = [DuesLine("JKK", _on(base, rates.bpu_jkk)), DuesLine("JKM", rates.bpu_jkm_flat)]
+    if "JHT" in set(programs):
+        lines.append(DuesLine("JHT", _on(base, rates.bpu_jht)))
+    return lines
+
+
+def monthly_dues(
+    member: Member, period: Period, *, table: Sequence[Rates] | None = None
+) -> list[DuesLine]:
+    """The lines one month costs, with the rates in force on the month's first day.
+
+    JKK and JKM are charged for every member (every segment requires them); optional
+    programmes only when enrolled, and only where the segment has a rate for them.
+    Raises rates.NoRatesError when the table has no entry for the month.
+    """
+    rates = rates_on(period.first_day, table)
+    if member.segment == "PU":
+        risk_class = member.risk_class or rates.pu_default_risk_class
+        return _pu_lines(
+            rates, member.monthly_income, risk_class, member.programs, wage_earner=True
+        )
+    if member.segment == "JAKON":
+        risk_class = member.risk_class or rates.jakon_default_risk_class
+        return _pu_lines(
+            rates, member.monthly_income, risk_class, member.programs, wage_earner=False
+        )
+    if member.segment == "BPU":
+        return _bpu_lines(rates, member.monthly_income, member.programs)
+    # PMI v1: the flat monthly price; PMI JHT has no rate in v1 and is not charged.
+    return [DuesLine(PMI_PACKAGE_PROGRAM, rates.pmi_monthly)]
+
+
+def dues_for(
+    member: Member, first_period: Period, months: int, *, table: Sequence[Rates] | None = None
+) -> Dues:
+    """`months` consecutive months from `first_period`, each at its own month's rates, summed
+    per programme (lines in programme order)."""
+    if months < 1:
+        raise ValueError(f"months must be at least 1, not {months}")
+    totals: dict[str, int] = {}
+    for offset in range(months):
+        for line in monthly_dues(member, first_period + offset, table=table):
+            totals[line.program] = totals.get(line.program, 0) + line.amount
+    lines = tuple(DuesLine(p, totals[p]) for p in PROGRAMS if p in totals)
+    return Dues(first_period, months, sum(totals.values()), lines)
+
+
+# --- due dates and status ---------------------------------------------------------------------
+DUE_DAY = 15  # dues for a month are due on the 15th ...
+# ... of the month itself (0) or of the next month (1), by segment.
+DUE_MONTH_OFFSET: dict[str, int] = {"BPU": 0, "PMI": 0, "PU": 1, "JAKON": 1}
+# BPU and PMI: after more than this many consecutive overdue months the membership ends
+# (Perdir 22/PERDIR.02/072022). PU and JAKON memberships never end by arrears.
+MAX_OVERDUE_MONTHS = 3
+SEGMENTS_LAPSING: frozenset[str] = frozenset({"BPU", "PMI"})
+
+REASON_NO_PAYMENT = "no_payment_yet"  # inactive: registered, nothing paid yet
+REASON_ARREARS = "arrears"  # inactive: paid before, now a month is overdue
+REASON_LAPSED = "lapsed"  # terminated: more than MAX_OVERDUE_MONTHS overdue (BPU, PMI)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A membership's status on one day. `reason` says why it is not active (None when
+    active); `overdue_months` counts the unpaid months whose due date has passed."""
+
+    status: MembershipStatus
+    reason: str | None = None
+    overdue_months: int = 0
+
+
+def due_date(segment: str, period: Period) -> date:
+    """The 15th of the month itself for BPU and PMI, of the next month for PU and JAKON."""
+    return (period + DUE_MONTH_OFFSET[segment]).first_day.replace(day=DUE_DAY)
+
+
+def next_unpaid_period(member: Member, paid_through: Period | None) -> Period:
+    """The first month not yet paid. v1: payments are contiguous from the registration month,
+    so a history is just the last month paid (None: nothing paid yet)."""
+    if paid_through is None:
+        return member.first_owed
+    if paid_through < member.first_owed:
+        raise ValueError(
+            f"paid_through {paid_through} is before the registration month {member.first_owed}"
+        )
+    return paid_through + 1
+
+
+def _last_overdue_period(segment: str, day: date) -> Period:
+    """The latest month whose due date is before `day` (it falls overdue on the 16th)."""
+    this_month = Period.of(day)
+    newest_due = this_month if day.day > DUE_DAY else this_month - 1
+    return newest_due - DUE_MONTH_OFFSET[segment]
+
+
+def overdue_months(member: Member, paid_through: Period | None, day: date) -> int:
+    """Unpaid months, from the first unpaid one, whose due date is before `day`."""
+    first_unpaid = next_unpaid_period(member, paid_through)
+    return max(0, first_unpaid.months_until(_last_overdue_period(member.segment, day)) + 1)
+
+
+def status_on(member: Member, paid_through: Period | None, day: date) -> Status:
+    """Active when at least one month is paid and no month is overdue; otherwise inactive;
+    BPU and PMI terminated (lapsed) past MAX_OVERDUE_MONTHS overdue months.
+
+    A member who never paid lapses by the same count from the registration month: the first
+    months are owed like any other, so a BPU registrant who never pays is terminated on the
+    16th of the third month after the registration month (registered in January: 16 April).
+    A BPU or PMI worker registering after the 15th starts with that month already overdue.
+    Termination for other reasons (death, JHT withdrawal) is recorded by the service, not
+    derived here.
+    """
+    overdue = overdue_months(member, paid_through, day)
+    if member.segment in SEGMENTS_LAPSING and overdue > MAX_OVERDUE_MONTHS:
+        return Status("terminated", REASON_LAPSED, overdue)
+    if paid_through is None:
+        return Status("inactive", REASON_NO_PAYMENT, overdue)
+    if overdue:
+        return Status("inactive", REASON_ARREARS, overdue)
+    return Status("active", None, 0)
+
+
+def next_status_change(member: Member, paid_through: Period | None, day: date) -> date | None:
+    """The first day after `day` on which `status_on(...).status` differs, if nothing is paid
+    meanwhile; None when no such day comes (terminated, or a PU/JAKON member already
+    inactive, who stays so until paid).
+
+    A change happens only the day after a due date: an active member turns inactive when the
+    first unpaid month falls overdue; a BPU/PMI member is terminated when the first unpaid
+    month + MAX_OVERDUE_MONTHS (the 4th overdue) falls overdue. The reason only moves with
+    the status, so the day is also the first on which (status, reason) differs.
+    """
+    current = status_on(member, paid_through, day)
+    if current.status == "terminated":
+        return None
+    first_unpaid = next_unpaid_period(member, paid_through)
+    if current.status == "active":
+        return due_date(member.segment, first_unpaid) + timedelta(days=1)
+    if member.segment in SEGMENTS_LAPSING:
+        lapsing_month = first_unpaid + MAX_OVERDUE_MONTHS
+        return due_date(member.segment, lapsing_month) + timedelta(days=1)
+    return None
+
+
+# --- payments ---------------------------------------------------------------------------------
+MIN_MONTHS_PER_PAYMENT = 1
+MAX_MONTHS_PER_PAYMENT = 12
+# The last month paid for may be at most this many months after the current month: prepaying
+# a year ahead is normal, further is almost surely a typing error in first_period or months.
+MAX_MONTHS_PAID_AHEAD = 12
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field of a request; field "" means the request as a whole."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+def paid_through_after(
+    paid_through: Period | None, first_period: Period, months: int
+) -> Period:
+    """The last month paid once `months` months from `first_period` are paid (contiguous)."""
+    if months < 1:
+        raise ValueError(f"months must be at least 1, not {months}")
+    if paid_through is not None and first_period != paid_through + 1:
+        raise ValueError(
+            f"payments are contiguous: after {paid_through} the next is {paid_through + 1}, "
+            f"not {first_period}"
+        )
+    return first_period + (months - 1)
+
+
+def _rupiah(amount: int) -> str:
+    return f"Rp {amount:,}"
+
+
+def check_payment(
+    member: Member,
+    paid_through: Period | None,
+    status: Status,
+    first_period: Period,
+    months: int,
+    amount: int,
+    *,
+    today: date,
+    table: Sequence[Rates] | None = None,
+) -> tuple[Dues | None, list[FieldError]]:
+    """Whether a payment may be booked on `today`: (the dues it must match, problems).
+
+    `status` is the membership as stored (it may be terminated for death or JHT withdrawal);
+    a lapse is also derived from the payment history on `today`, in case the stored status
+    has not caught up yet. The dues are None when they cannot be computed (months out of
+    range, a terminated membership, or a month without rates); otherwise they are the dues
+    for `months` months from the first unpaid month, which is what `amount` must equal.
+    """
+    if status.status == "terminated":
+        reason = f" ({status.reason})" if status.reason else ""
+        return None, [FieldError(
+            "participant_id",
+            f"the membership is terminated{reason}; no contributions can be paid for it",
+        )]
+    derived = status_on(member, paid_through, today)
+    if derived.status == "terminated":
+        return None, [FieldError(
+            "participant_id",
+            f"the membership lapsed: {derived.overdue_months} months are overdue, more than "
+            f"the {MAX_OVERDUE_MONTHS} that may be paid late; the worker must register anew",
+        )]
+    errors: list[FieldError] = []
+    if not MIN_MONTHS_PER_PAYMENT <= months <= MAX_MONTHS_PER_PAYMENT:
+        errors.append(FieldError(
+            "months", f"must be {MIN_MONTHS_PER_PAYMENT} to {MAX_MONTHS_PER_PAYMENT}, not {months}"
+        ))
+    expected_first = next_unpaid_period(member, paid_through)
+    if first_period != expected_first:
+        why = (
+            f"paid through {paid_through}" if paid_through is not None
+            else "nothing paid yet; dues start in the registration month"
+        )
+        errors.append(FieldError(
+            "first_period",
+            f"must be {expected_first}, the first unpaid month ({why}), not {first_period}",
+        ))
+    if not MIN_MONTHS_PER_PAYMENT <= months <= MAX_MONTHS_PER_PAYMENT:
+        return None, errors  # no dues to compare the amount with
+    latest_allowed = Period.of(today) + MAX_MONTHS_PAID_AHEAD
+    last = expected_first + (months - 1)
+    if last > latest_allowed:
+        errors.append(FieldError(
+            "months",
+            f"would pay through {last}; contributions may be paid at most "
+            f"{MAX_MONTHS_PAID_AHEAD} months ahead (through {latest_allowed})",
+        ))
+    try:
+        dues = dues_for(member, expected_first, months, table=table)
+    except NoRatesError as exc:
+        return None, [*errors, FieldError("first_period", str(exc))]
+    if amount != dues.amount:
+        errors.append(FieldError(
+            "amount",
+            f"must be {_rupiah(dues.amount)}, the dues for {months} month"
+            f"{'s' if months != 1 else ''} from {expected_first}, not {_rupiah(amount)}",
+        ))
+    return dues, errors
+
+
+# --- who pays ---------------------------------------------------------------------------------
+PAYERS: tuple[Payer, ...] = ("self", "employer", "government", "csr")
+# Funding codes tag the intermediary a local government or company funds workers through
+# (DOMAIN.md "Universal Coverage Jamsostek").
+FUNDING_CODES: dict[str, str] = {
+    "SG": "government",
+    "SD": "village fund (Dana Desa)",
+    "SA": "village via the regional budget (APBD)",
+    "SL": "other",
+    "SC": "corporate",
+    "SB": "bank",
+}
+# Which codes each payer may carry. Self and employer payments are not funded through an
+# intermediary, so they carry none (a code there is refused, not silently dropped).
+FUNDING_CODES_BY_PAYER: dict[str, tuple[str, ...]] = {
+    "self": (),
+    "employer": (),
+    "government": ("SG", "SD", "SA", "SL"),
+    "csr": ("SC", "SB"),
+}
+
+
+def check_payer(payer: str, funding_code: str | None) -> list[FieldError]:
+    """Government payments need a government funding code, CSR a corporate or bank one;
+    self and employer payments carry none."""
+    allowed = FUNDING_CODES_BY_PAYER.get(payer)
+    if allowed is None:
+        return [FieldError("payer", f"must be one of {' '.join(PAYERS)}, not {payer!r}")]
+    if not allowed:
+        if funding_code is None:
+            return []
+        return [FieldError("funding_code", f"must be null when payer is {payer}")]
+    choices = " ".join(allowed)
+    if funding_code is None:
+        return [FieldError("funding_code", f"is required when payer is {payer}: one of {choices}")]
+    if funding_code not in allowed:
+        known = f"{funding_code!r} is not a funding code" if funding_code not in FUNDING_CODES \
+            else f"{funding_code} ({FUNDING_CODES[funding_code]}) is not for payer {payer}"
+        return [FieldError("funding_code", f"{known}; use one of {choices}")]
+    return []

@@ -1,0 +1,66 @@
+"""Request models of the contributions API: types and lengths here, the rules in domain.py."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+MAX_BULK_LINES = 10_000
+
+PaymentRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
+
+
+class PaymentIn(BaseModel):
+    """POST /v1/contributions, and each line of POST /v1/contributions/bulk."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    payment_ref: PaymentRef
+    participant_id: uuid.UUID = Field(json_schema_extra={"format": "uuid"})
+    first_period: Annotated[str, Field(max_length=7, examples=["2026-11"])]
+    months: int
+    amount: int
+    payer: Literal["self", "employer", "government", "csr"]
+    # Government and CSR payers name how the money is funded (DOMAIN.md): SG, SD, SA, SL, SC, SB.
+    funding_code: Annotated[str, Field(max_length=2)] | None = None
+
+    def request_hash(self) -> bytes:
+        """What makes two requests with one payment_ref the same request."""
+        return hashlib.sha256(orjson.dumps(self.model_dump(mode="json"),
+                                           option=orjson.OPT_SORT_KEYS)).digest()
+
+
+def errors_from_validation(exc: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for error in exc.errors(include_url=False, include_context=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = {"missing": "is required", "extra_forbidden": "is not a field of this request",
+                   "uuid_parsing": "must be a UUID", "uuid_type": "must be a UUID"}.get(
+            error["type"]) or error["msg"]
+        out.append({"field": field, "message": message})
+    return out
+
+
+def parse_line(raw: Any) -> tuple[PaymentIn | None, list[dict[str, str]]]:
+    if not isinstance(raw, dict):
+        return None, [{"field": "", "message": "a contribution must be a JSON object"}]
+    try:
+        if isinstance(raw.get("participant_id"), str):
+            # JSON has no UUID type: accept the string form under strict validation.
+            raw = {**raw, "participant_id": _uuid(raw["participant_id"])}
+        return PaymentIn.model_validate(raw), []
+    except ValidationError as exc:
+        return None, errors_from_validation(exc)
+    except ValueError:
+        return None, [{"field": "participant_id", "message": "must be a UUID"}]
+
+
+def _uuid(value: str) -> uuid.UUID:
+    return uuid.UUID(value)
+
+
+MembershipStatus = Literal["active", "inactive", "terminated"]

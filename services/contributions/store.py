@@ -1,0 +1,279 @@
+"""SQL of the contributions database: members (learnt from registration events), money
+received, and the membership events that both cause (outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from services.contributions import domain
+from services.contributions.schemas import PaymentIn
+from shared.events import (
+    Envelope,
+    MembershipStatusChanged,
+    ParticipantDeregistered,
+    ParticipantState,
+    Payload,
+    make_envelope,
+)
+from shared.outbox import add_events
+
+SOURCE = "contributions"
+
+
+@dataclass
+class MemberState:
+    """A member row while a request or a scheduler pass works on it."""
+
+    participant_id: uuid.UUID
+    member: domain.Member
+    deregistered: bool
+    paid_through: domain.Period | None
+    status: str  # as last published
+    status_reason: str | None
+    status_seq: int
+    next_check_on: date | None
+    events: list[Envelope] = field(default_factory=list)
+    touched: bool = False
+
+    @classmethod
+    def from_row(cls, row: Any) -> MemberState:
+        return cls(
+            participant_id=row["participant_id"],
+            member=domain.Member(segment=row["segment"], monthly_income=row["monthly_income"],
+                                 programs=tuple(row["programs"]),
+                                 registered_on=row["registered_on"], risk_class=None),
+            deregistered=row["deregistered"],
+            paid_through=domain.Period.parse(row["paid_through"]) if row["paid_through"] else None,
+            status=row["status"], status_reason=row["status_reason"],
+            status_seq=row["status_seq"], next_check_on=row["next_check_on"])
+
+    def live_status(self, today: date) -> domain.Status:
+        if self.deregistered:
+            return domain.Status("terminated", "deregistered", 0)
+        return domain.status_on(self.member, self.paid_through, today)
+
+    def settle(self, today: date) -> None:
+        """Publish the status the calendar and the payments say today, if it moved."""
+        live = self.live_status(today)
+        self.next_check_on = (None if live.status == "terminated" else
+                              domain.next_status_change(self.member, self.paid_through, today))
+        self.touched = True
+        if live.status == self.status:
+            return
+        self.status, self.status_reason = live.status, live.reason
+        self.status_seq += 1
+        payload = MembershipStatusChanged(
+            participant_id=self.participant_id, status=live.status,
+            paid_through=str(self.paid_through) if self.paid_through else None,
+            reason=live.reason)
+        self.events.append(make_envelope(payload, source=SOURCE,
+                                         subject=str(self.participant_id),
+                                         sequence=self.status_seq))
+
+
+async def lock_members(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID,
+                                                                             MemberState]:
+    rows = await conn.fetch(
+        "SELECT * FROM members WHERE participant_id = ANY($1::uuid[])"
+        " ORDER BY participant_id FOR UPDATE", ids)
+    return {r["participant_id"]: MemberState.from_row(r) for r in rows}
+
+
+async def member(conn: asyncpg.Connection | asyncpg.Pool,
+                 participant_id: uuid.UUID) -> MemberState | None:
+    row = await conn.fetchrow("SELECT * FROM members WHERE participant_id = $1", participant_id)
+    return MemberState.from_row(row) if row else None
+
+
+async def save_members(conn: asyncpg.Connection, states: list[MemberState], topic: str) -> None:
+    touched = [s for s in states if s.touched]
+    if not touched:
+        return
+    await conn.execute(
+        """
+        UPDATE members AS m SET paid_through = u.paid_through, status = u.status,
+               status_reason = u.status_reason, status_seq = u.status_seq,
+               next_check_on = u.next_check_on, updated_at = now()
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[], $6::date[])
+             AS u(participant_id, paid_through, status, status_reason, status_seq, next_check_on)
+        WHERE m.participant_id = u.participant_id
+        """,
+        [s.participant_id for s in touched],
+        [str(s.paid_through) if s.paid_through else None for s in touched],
+        [s.status for s in touched], [s.status_reason for s in touched],
+        [s.status_seq for s in touched], [s.next_check_on for s in touched])
+    await add_events(conn, topic, [e for s in touched for e in s.events])
+
+
+# --- payments ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """One line's result: accepted (new or replayed) or refused with errors."""
+
+    result: dict[str, Any] | None
+    errors: list[dict[str, str]]
+    status_code: int  # for a single request: 201, or the 4xx of the first error
+
+
+async def pay(conn: asyncpg.Connection, lines: list[PaymentIn], *, caller: str, today: date,
+              topic: str) -> list[PaymentOutcome]:
+    """Record money received, line by line in order, in the caller's transaction. Each line is
+    accepted or refused on its own; the same payment_ref again returns its first result."""
+    earlier = {r["payment_ref"]: r for r in await conn.fetch(
+        "SELECT payment_ref, request_hash, id, paid_through, membership_status"
+        " FROM contributions WHERE payment_ref = ANY($1::text[])",
+        [line.payment_ref for line in lines])}
+    states = await lock_members(conn, sorted({line.participant_id for line in lines}))
+    outcomes: list[PaymentOutcome] = []
+    new_rows: list[tuple] = []
+    for line in lines:
+        digest = line.request_hash()
+        if line.payment_ref in earlier:
+            first = earlier[line.payment_ref]
+            if first["request_hash"] != digest:
+                outcomes.append(PaymentOutcome(None, [{
+                    "field": "payment_ref",
+                    "message": "this payment_ref was already used for another payment"}], 409))
+            else:
+                outcomes.append(PaymentOutcome(_result(first), [], 201))
+            continue
+        state = states.get(line.participant_id)
+        if state is None:
+            outcomes.append(PaymentOutcome(None, [{
+                "field": "participant_id", "message": "no participant has this id"}], 422))
+            continue
+        errors = payment_errors(state, line, today)
+        if errors:
+            outcomes.append(PaymentOutcome(None, errors, 422))
+            continue
+        first_period = domain.Period.parse(line.first_period)
+        state.paid_through = domain.paid_through_after(state.paid_through, first_period,
+                                                       line.months)
+        state.settle(today)
+        row = {"id": uuid.uuid4(), "payment_ref": line.payment_ref, "request_hash": digest,
+               "paid_through": str(state.paid_through), "membership_status": state.status}
+        earlier[line.payment_ref] = row
+        new_rows.append((row["id"], line.payment_ref, digest, line.participant_id,
+                         line.first_period, line.months, line.amount, line.payer,
+                         line.funding_code, row["paid_through"], state.status, caller))
+        outcomes.append(PaymentOutcome(_result(row), [], 201))
+    if new_rows:
+        columns = list(zip(*new_rows, strict=True))
+        await conn.execute(
+            """
+            INSERT INTO contributions (id, payment_ref, request_hash, participant_id,
+                first_period, months, amount, payer, funding_code, paid_through,
+                membership_status, received_by)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::uuid[], $5::text[],
+                                 $6::int[], $7::bigint[], $8::text[], $9::text[], $10::text[],
+                                 $11::text[], $12::text[])
+            """, *[list(c) for c in columns])
+    await save_members(conn, list(states.values()), topic)
+    return outcomes
+
+
+def payment_errors(state: MemberState, line: PaymentIn, today: date) -> list[dict[str, str]]:
+    if state.deregistered:
+        return [{"field": "participant_id", "message": "this participant is deregistered"}]
+    errors = [e.as_dict() for e in domain.check_payer(line.payer, line.funding_code)]
+    try:
+        first_period = domain.Period.parse(line.first_period)
+    except ValueError as exc:
+        return [*errors, {"field": "first_period", "message": str(exc)}]
+    dues, problems = domain.check_payment(state.member, state.paid_through,
+                                          state.live_status(today), first_period, line.months,
+                                          line.amount, today=today)
+    errors += [e.as_dict() for e in problems]
+    # What was expected, as numbers a partner's system can use (lifted into the problem).
+    for error in errors:
+        if error["field"] == "amount" and dues is not None:
+            error["expected_amount"] = dues.amount  # type: ignore[assignment]
+        if error["field"] == "first_period":
+            error["expected_first_period"] = str(
+                domain.next_unpaid_period(state.member, state.paid_through))
+    return errors
+
+
+def _result(row: Any) -> dict[str, Any]:
+    return {"contribution_id": str(row["id"]), "paid_through": row["paid_through"],
+            "membership_status": row["membership_status"]}
+
+
+# --- what registration tells us -------------------------------------------------------------
+
+
+async def apply_participant_events(conn: asyncpg.Connection,
+                                   events: list[tuple[Envelope, Payload]], today: date) -> int:
+    """Insert or update members from registration events, newest sequence wins; the scheduler
+    re-checks each changed member (next_check_on = today), since dues and due dates follow the
+    segment. Returns how many members changed."""
+    newest: dict[str, tuple[Envelope, Payload]] = {}
+    for envelope, payload in events:
+        if envelope.source != "registration":
+            continue
+        kept = newest.get(envelope.subject)
+        if kept is None or envelope.sequence > kept[0].sequence:
+            newest[envelope.subject] = (envelope, payload)
+    states = [(e, p) for e, p in newest.values() if isinstance(p, ParticipantState)]
+    ended = [(e, p) for e, p in newest.values() if isinstance(p, ParticipantDeregistered)]
+    changed = 0
+    if states:
+        result = await conn.fetch(
+            """
+            INSERT INTO members AS m (participant_id, segment, monthly_income, programs,
+                region_code, employer_id, registered_on, registration_seq, next_check_on)
+            SELECT u.id, u.segment, u.income, string_to_array(u.programs, ' '), u.region,
+                   u.employer, u.registered_on, u.seq, $9::date
+            FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                        $6::text[], $7::date[], $8::int[])
+                 AS u(id, segment, income, programs, region, employer, registered_on, seq)
+            ON CONFLICT (participant_id) DO UPDATE SET
+                segment = EXCLUDED.segment, monthly_income = EXCLUDED.monthly_income,
+                programs = EXCLUDED.programs, region_code = EXCLUDED.region_code,
+                employer_id = EXCLUDED.employer_id, registration_seq = EXCLUDED.registration_seq,
+                next_check_on = $9::date, updated_at = now()
+            WHERE m.registration_seq < EXCLUDED.registration_seq
+            RETURNING participant_id
+            """,
+            [p.participant_id for _, p in states], [p.segment for _, p in states],
+            [p.monthly_income for _, p in states], [" ".join(p.programs) for _, p in states],
+            [p.region_code for _, p in states], [p.employer_id for _, p in states],
+            [date.fromisoformat(p.registered_on) for _, p in states],
+            [e.sequence for e, _ in states], today)
+        changed += len(result)
+    if ended:
+        result = await conn.fetch(
+            "UPDATE members AS m SET deregistered = true, registration_seq = u.seq,"
+            " next_check_on = $3, updated_at = now()"
+            " FROM unnest($1::uuid[], $2::int[]) AS u(id, seq)"
+            " WHERE m.participant_id = u.id AND m.registration_seq < u.seq"
+            " RETURNING m.participant_id",
+            [p.participant_id for _, p in ended], [e.sequence for e, _ in ended], today)
+        changed += len(result)
+    return changed
+
+
+# --- the calendar -----------------------------------------------------------------------------
+
+
+async def settle_due_members(conn: asyncpg.Connection, today: date, topic: str,
+                             limit: int = 1000) -> tuple[int, int]:
+    """One batch of members whose status time alone may have changed by `today`: publish the
+    changes and when to look again. Returns (members checked, status changes published)."""
+    rows = await conn.fetch(
+        "SELECT * FROM members WHERE next_check_on <= $1 ORDER BY next_check_on"
+        " LIMIT $2 FOR UPDATE SKIP LOCKED", today, limit)
+    states = [MemberState.from_row(r) for r in rows]
+    before = [s.status_seq for s in states]
+    for state in states:
+        state.settle(today)
+    await save_members(conn, states, topic)
+    return len(states), sum(s.status_seq != b for s, b in zip(states, before, strict=True))
+
