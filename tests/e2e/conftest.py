@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,6 +25,12 @@ class RunningStack:
     run_dir: Path
     ports: dict[str, int]
     processes: dict[str, ManagedProcess]
+    clock_file: Path
+    env: dict[str, str]
+
+    def set_clock(self, at: datetime) -> None:
+        """Move every process's calendar (they read this file as their clock)."""
+        self.clock_file.write_text(at.isoformat())
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -34,7 +40,7 @@ class RunningStack:
         for name in names:
             del self.processes[name]
         stack.start_services(self.infra, self.run_dir, api_key=API_KEY, ports=self.ports,
-                             reuse=self.processes, started=self.processes)
+                             reuse=self.processes, started=self.processes, env=self.env)
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +52,13 @@ def running_stack(infra, tmp_path_factory):
     services = stack.Infra(infra.bootstrap, infra.server_url, databases, prefix)
     ports = {spec.name: stack.free_port() for spec in stack.SERVICES}
     processes: dict[str, ManagedProcess] = {}
+    clock_file = run_dir / "clock"
+    clock_file.write_text("")  # empty: the system clock, until a test moves it
+    env = {"UCJ_CLOCK_FILE": str(clock_file), "UCJ_SCHEDULER_INTERVAL_SECONDS": "0.5"}
     try:
         stack.start_services(services, run_dir, api_key=API_KEY, ports=ports,
-                             started=processes)
-        running = RunningStack(services, run_dir, ports, processes)
+                             started=processes, env=env)
+        running = RunningStack(services, run_dir, ports, processes, clock_file, env)
         wait_for_worker(running)
         yield running
     finally:
