@@ -28,7 +28,12 @@ _RELAY_LOCK = 7_320_002
 
 async def add_events(conn: asyncpg.Connection, topic: str, envelopes: Iterable[Envelope]) -> None:
     """Queue events in the caller's transaction: one statement however many there are."""
-    rows = [(e.subject, e.type, e.to_bytes()) for e in envelopes]
+    await add_encoded_events(conn, topic, [(e.subject, e.type, e.to_bytes()) for e in envelopes])
+
+
+async def add_encoded_events(conn: asyncpg.Connection, topic: str,
+                             rows: list[tuple[str, str, bytes]]) -> None:
+    """Like add_events, for events already on their wire form: (key, event type, bytes)."""
     if rows:
         await conn.execute(
             "INSERT INTO outbox (topic, key, event_type, payload)"

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 MAX_BULK_LINES = 10_000
 
@@ -28,10 +28,18 @@ class PaymentIn(BaseModel):
     # Government and CSR payers name how the money is funded (DOMAIN.md): SG, SD, SA, SL, SC, SB.
     funding_code: Annotated[str, Field(max_length=2)] | None = None
 
+    _digest: bytes = PrivateAttr(default=b"")
+
     def request_hash(self) -> bytes:
-        """What makes two requests with one payment_ref the same request."""
-        return hashlib.sha256(orjson.dumps(self.model_dump(mode="json"),
-                                           option=orjson.OPT_SORT_KEYS)).digest()
+        """What makes two requests with one payment_ref the same request: the line as sent,
+        keys sorted (set by parse_line; computed from the fields otherwise)."""
+        if not self._digest:
+            self._digest = _digest(self.model_dump(mode="json"))
+        return self._digest
+
+
+def _digest(line: dict[str, Any]) -> bytes:
+    return hashlib.sha256(orjson.dumps(line, option=orjson.OPT_SORT_KEYS)).digest()
 
 
 def errors_from_validation(exc: ValidationError) -> list[dict[str, str]]:
@@ -52,7 +60,9 @@ def parse_line(raw: Any) -> tuple[PaymentIn | None, list[dict[str, str]]]:
         if isinstance(raw.get("participant_id"), str):
             # JSON has no UUID type: accept the string form under strict validation.
             raw = {**raw, "participant_id": _uuid(raw["participant_id"])}
-        return PaymentIn.model_validate(raw), []
+        line = PaymentIn.model_validate(raw)
+        line._digest = _digest({**raw, "participant_id": str(line.participant_id)})
+        return line, []
     except ValidationError as exc:
         return None, errors_from_validation(exc)
     except ValueError:

@@ -18,9 +18,9 @@ from shared.events import (
     ParticipantDeregistered,
     ParticipantState,
     Payload,
-    make_envelope,
+    envelope_bytes,
 )
-from shared.outbox import add_events
+from shared.outbox import add_encoded_events
 
 SOURCE = "contributions"
 
@@ -37,7 +37,7 @@ class MemberState:
     status_reason: str | None
     status_seq: int
     next_check_on: date | None
-    events: list[Envelope] = field(default_factory=list)
+    events: list[tuple[str, str, bytes]] = field(default_factory=list)  # (key, type, wire)
     touched: bool = False
 
     @classmethod
@@ -67,13 +67,12 @@ class MemberState:
             return
         self.status, self.status_reason = live.status, live.reason
         self.status_seq += 1
-        payload = MembershipStatusChanged(
-            participant_id=self.participant_id, status=live.status,
-            paid_through=str(self.paid_through) if self.paid_through else None,
-            reason=live.reason)
-        self.events.append(make_envelope(payload, source=SOURCE,
-                                         subject=str(self.participant_id),
-                                         sequence=self.status_seq))
+        subject = str(self.participant_id)
+        self.events.append((subject, MembershipStatusChanged.TYPE, envelope_bytes(
+            MembershipStatusChanged,
+            {"participant_id": subject, "status": live.status, "reason": live.reason,
+             "paid_through": str(self.paid_through) if self.paid_through else None},
+            source=SOURCE, subject=subject, sequence=self.status_seq)))
 
 
 async def lock_members(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> dict[uuid.UUID,
@@ -107,7 +106,7 @@ async def save_members(conn: asyncpg.Connection, states: list[MemberState], topi
         [str(s.paid_through) if s.paid_through else None for s in touched],
         [s.status for s in touched], [s.status_reason for s in touched],
         [s.status_seq for s in touched], [s.next_check_on for s in touched])
-    await add_events(conn, topic, [e for s in touched for e in s.events])
+    await add_encoded_events(conn, topic, [e for s in touched for e in s.events])
 
 
 # --- payments ---------------------------------------------------------------------------------
@@ -187,9 +186,11 @@ def payment_errors(state: MemberState, line: PaymentIn, today: date) -> list[dic
         first_period = domain.Period.parse(line.first_period)
     except ValueError as exc:
         return [*errors, {"field": "first_period", "message": str(exc)}]
-    dues, problems = domain.check_payment(state.member, state.paid_through,
-                                          state.live_status(today), first_period, line.months,
-                                          line.amount, today=today)
+    stored = domain.Status(state.status, state.status_reason)  # lapses are derived inside
+    if state.deregistered:
+        stored = domain.Status("terminated", "deregistered")
+    dues, problems = domain.check_payment(state.member, state.paid_through, stored,
+                                          first_period, line.months, line.amount, today=today)
     errors += [e.as_dict() for e in problems]
     # What was expected, as numbers a partner's system can use (lifted into the problem).
     for error in errors:

@@ -1,0 +1,151 @@
+"""The city-budget batch: a government pays one month for N workers in one bulk request.
+
+    python -m bench.contributions --n 10000 [--region-prefix 12.75] [--chunk 10000]
+        [--registration http://127.0.0.1:8001] [--contributions http://127.0.0.1:8002]
+        [--coverage http://127.0.0.1:8004] [--api-key dev-bootstrap-key]
+
+1. Registers N synthetic BPU workers (Rp 1,000,000, JKK+JKM) in bulk, not measured, and waits
+   until the contributions service has learnt them all from the events.
+2. Reads the coverage `active` counter of the prefix's regency.
+3. Posts the payment lines (payer government, funding code SG, one month each) to
+   POST /v1/contributions/bulk in chunks of --chunk lines, one request at a time, and prints
+   lines/s and latency.
+4. Polls the regency's `active` counter every 50 ms until it has grown by the lines accepted,
+   and prints how long after the last response that took. Last line: a JSON summary.
+
+A measuring tool, not a test: it asserts nothing and only targets this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench.registrations import (
+    check_local,
+    counted_region,
+    generate_workers,
+    latency_ms,
+    load_villages,
+)
+
+POLL = 0.05
+
+
+async def coverage_active(session: aiohttp.ClientSession, base: str, code: str) -> int:
+    async with session.get(f"{base}/v1/coverage/regions/{code}") as resp:
+        return int((await resp.json())["active"])
+
+
+async def register_all(session, base: str, workers: list[dict]) -> list[str]:
+    ids: list[str] = []
+    for start in range(0, len(workers), 5000):
+        async with session.post(f"{base}/v1/participants/bulk",
+                                json={"participants": workers[start:start + 5000]}) as resp:
+            body = await resp.json()
+            if resp.status != 200:
+                raise SystemExit(f"registration failed: {resp.status} {body}")
+            ids += [r["participant_id"] for r in body["results"]]
+    return ids
+
+
+async def wait_learnt(session, base: str, ids: list[str], wait_s: float = 120.0) -> float:
+    started = time.perf_counter()
+    for pid in (ids[0], ids[len(ids) // 2], ids[-1]):
+        while True:
+            async with session.get(f"{base}/v1/memberships/{pid}") as resp:
+                if resp.status == 200:
+                    break
+            if time.perf_counter() - started > wait_s:
+                raise SystemExit("contributions never learnt the registered workers")
+            await asyncio.sleep(0.1)
+    return time.perf_counter() - started
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {args.api_key}"}
+    region = counted_region(args.region_prefix)
+    rng = random.Random(args.seed)
+    workers = generate_workers(args.n, load_villages(args.region_prefix), rng)
+    timeout = aiohttp.ClientTimeout(total=300)
+    async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+        ids = await register_all(session, args.registration, workers)
+        learnt = await wait_learnt(session, args.contributions, ids)
+        print(f"registered {len(ids)} workers; contributions knew them {learnt:.2f} s later")
+        async with session.get(f"{args.contributions}/v1/dues/{ids[0]}?months=1") as resp:
+            dues = await resp.json()
+        baseline = await coverage_active(session, args.coverage, region)
+        lines = [{"payment_ref": f"APBD-BENCH-{args.seed}-{i}", "participant_id": pid,
+                  "first_period": dues["first_period"], "months": 1, "amount": dues["amount"],
+                  "payer": "government", "funding_code": "SG"} for i, pid in enumerate(ids)]
+        chunks = [orjson.dumps({"contributions": lines[i:i + args.chunk]})
+                  for i in range(0, len(lines), args.chunk)]
+        latencies, accepted, rejected = [], 0, 0
+        started = time.perf_counter()
+        for chunk in chunks:
+            t0 = time.perf_counter()
+            async with session.post(f"{args.contributions}/v1/contributions/bulk", data=chunk,
+                                    headers={"content-type": "application/json"}) as resp:
+                body = await resp.json()
+            latencies.append(time.perf_counter() - t0)
+            accepted += body.get("accepted", 0)
+            rejected += len(body.get("rejected", []))
+            if body.get("rejected"):
+                print("e.g. rejected:", body["rejected"][0])
+        last = time.perf_counter()
+        elapsed = last - started
+        print(f"{len(lines)} payment lines in {len(chunks)} requests in {elapsed:.2f} s: "
+              f"{len(lines) / elapsed:.1f} lines/s; accepted {accepted}, rejected {rejected}")
+        print("latency ms: " + "  ".join(f"{k} {v}" for k, v in latency_ms(latencies).items()))
+        complete_after = None
+        value = baseline
+        while time.perf_counter() - last < args.counter_timeout:
+            value = await coverage_active(session, args.coverage, region)
+            if value >= baseline + accepted:
+                complete_after = time.perf_counter() - last
+                break
+            await asyncio.sleep(POLL)
+        if complete_after is None:
+            print(f"coverage {region}: active reached {value - baseline} of {accepted} "
+                  f"in {args.counter_timeout:.0f} s")
+        else:
+            print(f"coverage {region}: active counters complete {complete_after:.2f} s after "
+                  f"the last response (active {value})")
+    return {"bench": "contributions", "n": args.n, "chunk": args.chunk,
+            "lines_per_s": round(len(lines) / elapsed, 1), "elapsed_s": round(elapsed, 3),
+            "accepted": accepted, "rejected": rejected,
+            "latency_ms": latency_ms(latencies),
+            "active_complete_after_s": None if complete_after is None
+            else round(complete_after, 3)}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.contributions", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--chunk", type=int, default=10_000)
+    p.add_argument("--region-prefix", default="12.75")
+    p.add_argument("--registration", default="http://127.0.0.1:8001")
+    p.add_argument("--contributions", default="http://127.0.0.1:8002")
+    p.add_argument("--coverage", default="http://127.0.0.1:8004")
+    p.add_argument("--api-key", default="dev-bootstrap-key")
+    p.add_argument("--counter-timeout", type=float, default=120.0)
+    p.add_argument("--seed", type=int, default=random.randrange(1_000_000))
+    args = p.parse_args(argv)
+    for flag in ("registration", "contributions", "coverage"):
+        setattr(args, flag, check_local(getattr(args, flag), f"--{flag}"))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    print(orjson.dumps(asyncio.run(main_async(parse_args(argv)))).decode())
+
+
+if __name__ == "__main__":
+    main()
