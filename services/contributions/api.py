@@ -8,15 +8,15 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.contributions import domain, store
 from services.contributions.rates import NoRatesError
 from services.contributions.schemas import MAX_BULK_LINES, PaymentIn, parse_line
 from services.contributions.settings import ContributionsSettings
-from shared.auth import Caller, KeyStore, api_keys_router, require
+from shared.auth import Caller, KeyStore, require
 from shared.clock import Clock, clock_from
-from shared.problems import PROBLEM_JSON, Problem, install_problem_handlers, read_json
+from shared.problems import PROBLEM_JSON, Problem, read_json
+from shared.service_app import service_app
 from shared.topics import MEMBERSHIPS, topic_name
 
 SCOPES = ["contributions:write", "contributions:read"]
@@ -170,16 +170,5 @@ def create_app(settings: ContributionsSettings, *, clock: Clock | None = None) -
             app.state.ready = False
             await app.state.pool.close()
 
-    app = FastAPI(title="UCJ Live — contributions", version="1", lifespan=lifespan)
-    install_problem_handlers(app)
-    app.include_router(router)
-    app.include_router(api_keys_router(SCOPES))
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz(request: Request) -> JSONResponse:
-        if not getattr(request.app.state, "ready", False):
-            raise Problem(503, "Starting", "the service is not ready yet")
-        await request.app.state.pool.fetchval("SELECT 1")
-        return JSONResponse({"status": "ok"})
-
-    return app
+    return service_app("UCJ Live — contributions", lifespan=lifespan, routers=[router],
+                       scopes=SCOPES)

@@ -23,6 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from services.contributions.rates import RISK_CLASSES, NoRatesError, Rates, rates_on
+from shared.field_errors import FieldError
 
 Segment = Literal["PU", "BPU", "JAKON", "PMI"]
 Program = Literal["JKK", "JKM", "JHT", "JP", "JKP"]
@@ -360,17 +361,6 @@ MAX_MONTHS_PER_PAYMENT = 12
 # The last month paid for may be at most this many months after the current month: prepaying
 # a year ahead is normal, further is almost surely a typing error in first_period or months.
 MAX_MONTHS_PAID_AHEAD = 12
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One problem with one field of a request; field "" means the request as a whole."""
-
-    field: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
 
 
 def paid_through_after(

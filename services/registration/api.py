@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
 
 from services.registration import store
 from services.registration.schemas import (
@@ -22,16 +21,16 @@ from services.registration.schemas import (
     validate_row,
 )
 from services.registration.settings import RegistrationSettings
-from shared.auth import Caller, KeyStore, api_keys_router, require
+from shared.auth import Caller, KeyStore, require
 from shared.clock import Clock, SystemClock
 from shared.problems import (
     PROBLEM_JSON,
     Problem,
-    install_problem_handlers,
     read_body,
     read_json,
     validation_problem,
 )
+from shared.service_app import service_app
 from shared.topics import PARTICIPANTS, topic_name
 
 SCOPES = ["participants:write", "participants:read"]
@@ -245,16 +244,5 @@ def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) ->
                 await relay.stop()
             await app.state.pool.close()
 
-    app = FastAPI(title="UCJ Live — registration", version="1", lifespan=lifespan)
-    install_problem_handlers(app)
-    app.include_router(router)
-    app.include_router(api_keys_router(SCOPES))
-
-    @app.get("/healthz", tags=["health"])
-    async def healthz(request: Request) -> JSONResponse:
-        if not getattr(request.app.state, "ready", False):
-            raise Problem(503, "Starting", "the service is not ready yet")
-        await request.app.state.pool.fetchval("SELECT 1")
-        return JSONResponse({"status": "ok"})
-
-    return app
+    return service_app("UCJ Live — registration", lifespan=lifespan, routers=[router],
+                       scopes=SCOPES)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
+from shared.field_errors import FieldError
 from shared.regions import NATIONAL_CODE, RegionDirectory, level_of
 
 Segment = Literal["PU", "BPU", "JAKON", "PMI"]
@@ -104,17 +105,6 @@ SEGMENT_TERMS: dict[str, SegmentTerms] = {
 CHANGEABLE_FIELDS: tuple[str, ...] = (
     "region_code", "segment", "employer_id", "monthly_income", "programs",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One problem with one field of a request; field "" means the request as a whole."""
-
-    field: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
