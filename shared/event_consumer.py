@@ -13,10 +13,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from shared.dead_letter import dead_letter
 from shared.events import Envelope, Payload, UnknownEventType, decode
 
 log = logging.getLogger(__name__)
@@ -70,10 +70,10 @@ class EventConsumer:
                             continue
                         except ValueError as exc:
                             await producer.send_and_wait(
-                                self._dead_letter_topic, key=message.key, value=orjson.dumps({
-                                    "reason": str(exc)[:2000], "topic": message.topic,
-                                    "partition": message.partition, "offset": message.offset,
-                                    "consumer": self._group_id}))
+                                self._dead_letter_topic, key=message.key, value=dead_letter(
+                                    consumer=self._group_id, reason=str(exc),
+                                    topic=message.topic, partition=message.partition,
+                                    offset=message.offset, value=message.value))
                             log.warning("malformed event at %s[%d]@%d sent to the dead-letter "
                                         "topic", message.topic, message.partition,
                                         message.offset)

@@ -33,6 +33,7 @@ from services.coverage.counting import (
     counted_state,
     transition_deltas,
 )
+from shared.dead_letter import dead_letter
 from shared.events import UnknownEventType, decode
 from shared.regions import directory
 from shared.settings import CommonSettings
@@ -86,7 +87,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                        key_serializer="raw", value_serializer="raw")
     counters_topic = app.topic(topic_name(REGION_COUNTERS, prefix),
                                key_serializer="raw", value_serializer="raw")
-    dead_letter = app.topic(topic_name(DEAD_LETTER, prefix),
+    dead_letters = app.topic(topic_name(DEAD_LETTER, prefix),
                             key_serializer="raw", value_serializer="raw")
     ledger = PartitionLedger()
     health = {"recovered": False}
@@ -130,10 +131,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
             except UnknownEventType:
                 continue  # a type this worker does not count (yet): not an error
             except ValueError as exc:
-                await dead_letter.send(key=event.key, value=orjson.dumps({
-                    "reason": str(exc)[:2000], "topic": event.message.topic,
-                    "partition": partition, "offset": event.message.offset,
-                    "value": (event.value or b"")[:10_000].decode("utf-8", "replace")}))
+                await dead_letters.send(key=event.key, value=dead_letter(
+                    consumer=app.conf.id, reason=str(exc), topic=event.message.topic,
+                    partition=partition, offset=event.message.offset, value=event.value))
                 log.warning("malformed event at %s[%d]@%d sent to the dead-letter topic",
                             event.message.topic, partition, event.message.offset)
                 continue

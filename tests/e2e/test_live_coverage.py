@@ -167,9 +167,13 @@ def test_a_malformed_event_goes_to_the_dead_letter_topic_and_the_worker_keeps_go
     dead = asyncio.run(read_topic(running_stack.infra.bootstrap,
                                   topic_name(DEAD_LETTER, running_stack.infra.prefix),
                                   expect=1, partitions=DEAD_LETTER.partitions))
-    letters = [orjson.loads(m.value) for m in dead if m.key == b"garbage"]
-    assert letters and "malformed" in letters[0]["reason"]
-    assert letters[0]["value"] == "{not json"
+    letters = {orjson.loads(m.value)["consumer"]: orjson.loads(m.value) for m in dead
+               if m.key == b"garbage"}
+    # Every consumer of the topic reports it: the coverage worker and contributions.
+    assert set(letters) == {f"{running_stack.infra.prefix}ucj-coverage",
+                            f"{running_stack.infra.prefix}ucj-contributions"}
+    for letter in letters.values():
+        assert "malformed" in letter["reason"] and letter["value"] == "{not json"
 
 
 def test_a_restarted_coverage_api_shows_the_same_counters(running_stack):
