@@ -111,6 +111,10 @@ SERVICES = (
     # faust's own web server; its /healthz answers 200 once the tables are recovered.
     ServiceSpec("coverage-worker", "services.coverage.worker", 8014, "ucj_coverage",
                 port_env="UCJ_COVERAGE_WORKER_PORT"),
+    # A second worker in the same consumer group: the 12 participant partitions are split
+    # between them, so counting uses both cores (a Python process uses one).
+    ServiceSpec("coverage-worker-2", "services.coverage.worker", 8015, "ucj_coverage",
+                port_env="UCJ_COVERAGE_WORKER_PORT"),
     ServiceSpec("coverage", "services.coverage.main", 8004, "ucj_coverage"),
 )
 
@@ -219,7 +223,8 @@ def service_env(spec: ServiceSpec, infra: Infra, *, api_key: str, port: int | No
     env = {"DATABASE_URL": infra.database_urls[spec.database],
            "KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap, "UCJ_BOOTSTRAP_API_KEY": api_key,
            "UCJ_TOPIC_PREFIX": infra.prefix,
-           "UCJ_COVERAGE_STATE_DIR": str(state_dir)}
+           # each worker its own state directory (RocksDB allows one process per store)
+           "UCJ_COVERAGE_STATE_DIR": str(state_dir / spec.name)}
     if port is not None:
         env[spec.port_env] = str(port)
     return env

@@ -82,6 +82,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         web_host="127.0.0.1",
         web_bind="127.0.0.1",
         table_standby_replicas=0,
+        # Notice a dead worker in seconds, not the default minute: its partitions go to the
+        # others (or to its restarted self) sooner.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
     )
     source = app.topic(topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix),
                        key_serializer="raw", value_serializer="raw")

@@ -66,17 +66,27 @@ def running_stack(infra, tmp_path_factory):
             process.stop(10)
 
 
+COVERAGE_WORKERS = ("coverage-worker", "coverage-worker-2")
+
+
 def wait_for_worker(running: RunningStack, timeout: float = 90.0) -> None:
+    """Until the coverage workers, between them, have recovered all 12 partitions."""
     deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{running.ports['coverage-worker']}/healthz"
+    owned: set[int] = set()
     while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        owned = set()
+        for name in COVERAGE_WORKERS:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{running.ports[name]}/healthz",
+                                     timeout=2)
+                if response.status_code == 200:
+                    owned |= set(response.json()["partitions"])
+            except httpx.HTTPError:
+                pass
+        if owned == set(range(12)):
+            return
         time.sleep(0.3)
-    raise TimeoutError(f"coverage worker not recovered:\n"
+    raise TimeoutError(f"coverage workers own partitions {sorted(owned)} only:\n"
                        f"{running.processes['coverage-worker'].log_tail()}")
 
 
