@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
@@ -186,9 +186,8 @@ def payment_errors(state: MemberState, line: PaymentIn, today: date) -> list[dic
         first_period = domain.Period.parse(line.first_period)
     except ValueError as exc:
         return [*errors, {"field": "first_period", "message": str(exc)}]
-    stored = domain.Status(state.status, state.status_reason)  # lapses are derived inside
-    if state.deregistered:
-        stored = domain.Status("terminated", "deregistered")
+    # As stored: a lapse is derived inside check_payment from the payment history.
+    stored = domain.Status(cast(domain.MembershipStatus, state.status), state.status_reason)
     dues, problems = domain.check_payment(state.member, state.paid_through, stored,
                                           first_period, line.months, line.amount, today=today)
     errors += [e.as_dict() for e in problems]

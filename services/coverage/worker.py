@@ -87,8 +87,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
     )
-    source = app.topic(topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix),
-                       key_serializer="raw", value_serializer="raw")
+    source_names = (topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix))
+    source = app.topic(*source_names, key_serializer="raw", value_serializer="raw")
     counters_topic = app.topic(topic_name(REGION_COUNTERS, prefix),
                                key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(topic_name(DEAD_LETTER, prefix),
@@ -97,8 +97,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
     health = {"recovered": False}
 
     def active_partitions() -> set[int]:
-        names = {topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix)}
-        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic in names}
+        return {tp.partition for tp in app.assignor.assigned_actives()
+                if tp.topic in source_names}
 
     async def rebuild_counters() -> None:
         """After recovery: the counters of every active partition, from the facts table."""
@@ -163,10 +163,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
                                     "updated_at": now}))
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(app: faust.App, revoked: set, **_: Any) -> None:
-        # Stop publishing what another worker now owns; its recovery rebuilds them.
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Stop publishing what may now belong to another worker. The recovery that follows
+        # every rebalance rebuilds (and republishes) the partitions this worker keeps.
+        revoked = args[0] if args else kwargs.get("revoked", set())
         for tp in revoked:
-            if tp.partition in ledger_partitions and tp.partition not in active_partitions():
+            if tp.topic in source_names and tp.partition in ledger_partitions:
                 ledger.forget(tp.partition)
                 ledger_partitions.discard(tp.partition)
 

@@ -201,3 +201,17 @@ async def test_unknown_participants_and_bad_months_are_problems(service, auth):
     assert (await client.get(f"/v1/dues/{pid}?months=13", headers=auth)).status_code == 422
     assert (await client.get(f"/v1/dues/{pid}?months=x", headers=auth)).status_code == 422
     assert (await client.get(f"/v1/dues/{pid}")).status_code == 401
+
+
+async def test_a_lapsed_bpu_membership_takes_no_payment(service, auth):
+    client, conn, _ = service
+    pid = uuid.uuid4()
+    await learn(conn, registered(pid, registered_on="2026-05-04"))  # never paid since May
+    membership = (await client.get(f"/v1/memberships/{pid}", headers=auth)).json()
+    assert membership["status"] == "terminated" and membership["reason"] == "lapsed"
+    response = await client.post("/v1/contributions", headers=auth,
+                                 json=payment(pid, first_period="2026-05"))
+    assert response.status_code == 422
+    assert "lapsed" in response.json()["detail"]
+    assert (await client.get(f"/v1/dues/{pid}", headers=auth)).status_code == 409
+    assert await conn.fetchval("SELECT count(*) FROM contributions") == 0
