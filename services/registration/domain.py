@@ -144,7 +144,16 @@ def programs_required_for(segment: str) -> frozenset[Program]:
 
 
 def province_codes(regions: RegionDirectory) -> frozenset[str]:
-    return frozenset(r.code for r in regions.children(NATIONAL_CODE) if r.level == "province")
+    cached = _PROVINCES.get(id(regions))
+    if cached is None or cached[0] is not regions:
+        codes = frozenset(r.code for r in regions.children(NATIONAL_CODE)
+                          if r.level == "province")
+        cached = _PROVINCES[id(regions)] = (regions, codes)
+    return cached[1]
+
+
+# Computed once per region directory (checked on every registration row).
+_PROVINCES: dict[int, tuple[RegionDirectory, frozenset[str]]] = {}
 
 
 def _listing(items: Iterable[str]) -> str:
@@ -230,7 +239,9 @@ def check_text(field: str, value: str | None, *, required: bool = False) -> list
     if not value.strip():
         hint = "" if required else "; send null when there is none"
         return [FieldError(field, f"may not be blank{hint}")]
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+    if not value.isprintable() and any(unicodedata.category(ch) in ("Cc", "Cs")
+                                       for ch in value):
+        # (isprintable is a fast C pre-check; it also says no to spaces other than ' ')
         return [FieldError(field, "may not contain control characters")]
     return []
 
@@ -239,6 +250,8 @@ def check_text(field: str, value: str | None, *, required: bool = False) -> list
 
 
 def check_region(region_code: str, *, regions: RegionDirectory) -> list[FieldError]:
+    if regions.is_village(region_code):
+        return []
     level = level_of(region_code)
     if level is None:
         return [FieldError("region_code", "is not a Kemendagri code (village: PP.RR.DD.VVVV)")]

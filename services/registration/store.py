@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -49,6 +50,12 @@ def state_event(record: Any, payload_type: type[ParticipantRegistered] | type[Pa
                          sequence=record["version"])
 
 
+def new_ids(n: int) -> list[uuid.UUID]:
+    """n random (version 4) UUIDs from one call to the OS's random source, not n calls."""
+    noise = os.urandom(16 * n)
+    return [uuid.UUID(bytes=noise[i * 16:(i + 1) * 16], version=4) for i in range(n)]
+
+
 class KpjAllocator:
     """KPJ sequence numbers handed out from blocks of KPJ_BLOCK, one database round trip per
     block rather than per registration (numbers of a block a process never uses are skipped:
@@ -80,7 +87,7 @@ async def register(conn: asyncpg.Connection, rows: list[ParticipantIn], *, calle
     (so atomically, also outside a transaction). Outcomes are in the order of `rows`."""
     if not rows:
         return []
-    ids = [uuid.uuid4() for _ in rows]
+    ids = new_ids(len(rows))
     numbers = [domain.kpj_for(n) for n in await kpjs.take(conn, len(rows))]
     registered_on = str(today)
     occurred_at = datetime.now(UTC)
