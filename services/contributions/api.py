@@ -56,16 +56,12 @@ async def dues(participant_id: str, request: Request, _: Reader,
     if state.live_status(today).status == "terminated":
         raise Problem(409, "Membership ended", "this membership has ended; the worker must "
                       "register anew")
-    first = domain.next_unpaid_period(state.member, state.paid_through)
     try:
-        owed = domain.dues_for(state.member, first, months)
+        owed = domain.dues_on(state.member, state.paid_through, months, today=today)
     except NoRatesError as exc:
         raise Problem(422, "No rates", str(exc)) from None
-    return _json(200, {"participant_id": str(state.participant_id),
-                       "first_period": str(owed.first_period), "months": owed.months,
-                       "amount": owed.amount,
-                       "lines": [{"program": line.program, "amount": line.amount}
-                                 for line in owed.lines]})
+    # amount = the programme lines + late_charge (PU months paid after their due date)
+    return _json(200, {"participant_id": str(state.participant_id), **owed.as_dict()})
 
 
 @router.get("/v1/memberships/{participant_id}")

@@ -10,7 +10,9 @@ v1 simplifications, each in one place so the full rule can replace it:
   one `paid_through` period (None before the first payment), see `next_unpaid_period`;
 - PMI pays a flat monthly amount booked on one JKK line (`PMI_PACKAGE_PROGRAM`);
 - JAKON pays JKK + JKM at PU rates on the declared wage (rates.py);
-- PU arrears interest (2% a month, paid with the next dues) is not charged.
+- the PU late charge (2% a month, paid with the next dues) is charged on each month paid
+  after its due date, by whole months late, at the rate in force for that month's dues;
+  see `late_charge`.
 """
 
 from __future__ import annotations
@@ -159,22 +161,33 @@ class DuesLine:
 
 @dataclass(frozen=True, slots=True)
 class Dues:
-    """What `months` months from `first_period` cost, per programme and in total."""
+    """What `months` months from `first_period` cost, per programme and in total.
+
+    `lines` are the programme dues only; `late_charge` is the PU late charge on top of them
+    (0 when none is due), and `amount` is everything to pay: the lines plus the late charge.
+    """
 
     first_period: Period
     months: int
     amount: int
     lines: tuple[DuesLine, ...]
+    late_charge: int = 0
 
     @property
     def last_period(self) -> Period:
         return self.first_period + (self.months - 1)
+
+    @property
+    def programme_dues(self) -> int:
+        """The amount without the late charge: the sum of the lines."""
+        return self.amount - self.late_charge
 
     def as_dict(self) -> dict[str, object]:
         return {
             "first_period": str(self.first_period),
             "months": self.months,
             "amount": self.amount,
+            "late_charge": self.late_charge,
             "lines": [line.as_dict() for line in self.lines],
         }
 
@@ -355,6 +368,87 @@ def next_status_change(member: Member, paid_through: Period | None, day: date) -
     return None
 
 
+# --- the PU late charge -----------------------------------------------------------------------
+# v1 rule, DOMAIN.md "PU arrears cost 2% a month, paid with the next dues": a month paid after
+# its due date costs, on top of its dues, its dues total x the rate (rates.py,
+# pu_late_charge_per_month) x the months it is late, rounded half up to whole rupiah per month.
+# Only PU is charged: BPU has no late penalty (DOMAIN.md); JAKON and PMI have none in v1.
+SEGMENTS_LATE_CHARGED: frozenset[str] = frozenset({"PU"})
+
+
+def months_late(due: date, day: date) -> int:
+    """How many months a month due on `due` is late when paid on `day`: 0 when not overdue
+    (`day` on or before the due date, as in `status_on`), else one for each month-long span
+    started by `day`, the first beginning the day after the due date. Due 15 December: paid
+    16 December to 15 January is 1, 16 January to 15 February is 2.
+
+    Counts by calendar months, so it needs a due day every month has (DUE_DAY is the 15th).
+    """
+    if day <= due:
+        return 0
+    late = (day.year - due.year) * 12 + day.month - due.month
+    return late + 1 if day.day > due.day else late
+
+
+def late_charge(
+    member: Member,
+    first_period: Period,
+    months: int,
+    *,
+    today: date,
+    table: Sequence[Rates] | None = None,
+) -> int:
+    """The late charge on paying `months` months from `first_period` on `today`: the sum over
+    the months whose due date is before `today` of (that month's dues total x the rate x
+    `months_late`), each rounded half up to whole rupiah. 0 for segments without one.
+
+    The rate is the one in force for the month's dues (its first day), like every figure of
+    that month. Raises rates.NoRatesError when an overdue month has no rates.
+    """
+    if months < 1:
+        raise ValueError(f"months must be at least 1, not {months}")
+    if member.segment not in SEGMENTS_LATE_CHARGED:
+        return 0
+    charge = 0
+    for offset in range(months):
+        period = first_period + offset
+        late = months_late(due_date(member.segment, period), today)
+        if not late:
+            break  # later months fall due later still: none of them is late either
+        month_dues = sum(line.amount for line in monthly_dues(member, period, table=table))
+        rate = rates_on(period.first_day, table).pu_late_charge_per_month
+        charge += round_rupiah(Decimal(month_dues) * rate * late)
+    return charge
+
+
+def _with_late_charge(
+    member: Member,
+    first_period: Period,
+    months: int,
+    *,
+    today: date,
+    table: Sequence[Rates] | None,
+) -> Dues:
+    dues = dues_for(member, first_period, months, table=table)
+    charge = late_charge(member, first_period, months, today=today, table=table)
+    return Dues(dues.first_period, dues.months, dues.amount + charge, dues.lines, charge)
+
+
+def dues_on(
+    member: Member,
+    paid_through: Period | None,
+    months: int,
+    *,
+    today: date,
+    table: Sequence[Rates] | None = None,
+) -> Dues:
+    """What the next `months` unpaid months cost if paid on `today`: their programme dues
+    (`dues_for`) plus the late charge on those already overdue. What `check_payment` asks for.
+    """
+    first = next_unpaid_period(member, paid_through)
+    return _with_late_charge(member, first, months, today=today, table=table)
+
+
 # --- payments ---------------------------------------------------------------------------------
 MIN_MONTHS_PER_PAYMENT = 1
 MAX_MONTHS_PER_PAYMENT = 12
@@ -397,8 +491,9 @@ def check_payment(
     `status` is the membership as stored (it may be terminated for death or JHT withdrawal);
     a lapse is also derived from the payment history on `today`, in case the stored status
     has not caught up yet. The dues are None when they cannot be computed (months out of
-    range, a terminated membership, or a month without rates); otherwise they are the dues
-    for `months` months from the first unpaid month, which is what `amount` must equal.
+    range, a terminated membership, or a month without rates); otherwise they are
+    `dues_on(...)`: the dues for `months` months from the first unpaid month plus the late
+    charge on those overdue on `today`, which is what `amount` must equal.
     """
     if status.status == "terminated":
         reason = f" ({status.reason})" if status.reason else ""
@@ -439,15 +534,17 @@ def check_payment(
             f"{MAX_MONTHS_PAID_AHEAD} months ahead (through {latest_allowed})",
         ))
     try:
-        dues = dues_for(member, expected_first, months, table=table)
+        dues = _with_late_charge(member, expected_first, months, today=today, table=table)
     except NoRatesError as exc:
         return None, [*errors, FieldError("first_period", str(exc))]
     if amount != dues.amount:
-        errors.append(FieldError(
-            "amount",
-            f"must be {_rupiah(dues.amount)}, the dues for {months} month"
-            f"{'s' if months != 1 else ''} from {expected_first}, not {_rupiah(amount)}",
-        ))
+        span = f"{months} month{'s' if months != 1 else ''} from {expected_first}"
+        expected = (
+            f"{_rupiah(dues.amount)} (dues {_rupiah(dues.programme_dues)} + late charge "
+            f"{_rupiah(dues.late_charge)} for months paid after their due date) for {span}"
+            if dues.late_charge else f"{_rupiah(dues.amount)}, the dues for {span}"
+        )
+        errors.append(FieldError("amount", f"must be {expected}, not {_rupiah(amount)}"))
     return dues, errors
 
 

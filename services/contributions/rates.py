@@ -37,6 +37,8 @@ class Rates:
     pu_jht: Decimal  # employer + worker share: the payer's dues are the whole
     pu_jp: Decimal  # employer + worker share, on the wage up to jp_wage_ceiling
     jp_wage_ceiling: int
+    # PU arrears: this much of a month's dues for each month it is paid late (domain.late_charge).
+    pu_late_charge_per_month: Decimal
     bpu_jkk: Decimal
     bpu_jkm_flat: int
     bpu_jht: Decimal
@@ -54,6 +56,8 @@ class Rates:
         for name in ("jakon_default_risk_class", "pu_default_risk_class"):
             if getattr(self, name) not in RISK_CLASSES:
                 raise ValueError(f"{name} must be one of {RISK_CLASSES}")
+        if self.pu_late_charge_per_month < 0:
+            raise ValueError("pu_late_charge_per_month may not be negative")
         if not 0 < self.bpu_min_income <= self.bpu_max_income:
             raise ValueError("bpu_min_income must be positive and at most bpu_max_income")
 
@@ -79,6 +83,9 @@ class Rates:
 #   only) for the whole entry, although PP 6/2025 took effect in February 2025.
 # - PU JHT 5.7% (3.7 employer + 2 worker, PP 46/2015); JP 3% (2 + 1, PP 45/2015) on the
 #   wage up to the ceiling.
+# - PU late charge 2% of a month's dues for each month it is paid late, paid with the next
+#   dues (DOMAIN.md; the Covid relief of PP 49/2020 lowered it to 0.5% for a time, the kind of
+#   change a new entry records). BPU has no late penalty; JAKON and PMI have none in v1.
 # - BPU JKK 1% of declared income (at least Rp 1,000,000; JKK at most Rp 207,000, hence at
 #   most Rp 20,700,000), JKM flat Rp 6,800, JHT 2% (Permenaker 5/2021).
 # - PMI v1 simplification: Rp 13,500 a month, the per-extra-month price of the PMI package
@@ -97,6 +104,7 @@ RATES_2024_03 = Rates(
     pu_jht=percent("5.7"),
     pu_jp=percent("3"),
     jp_wage_ceiling=10_042_300,
+    pu_late_charge_per_month=percent("2"),
     bpu_jkk=percent("1"),
     bpu_jkm_flat=6_800,
     bpu_jht=percent("2"),

@@ -215,3 +215,25 @@ async def test_a_lapsed_bpu_membership_takes_no_payment(service, auth):
     assert "lapsed" in response.json()["detail"]
     assert (await client.get(f"/v1/dues/{pid}", headers=auth)).status_code == 409
     assert await conn.fetchval("SELECT count(*) FROM contributions") == 0
+
+
+async def test_pu_months_paid_after_their_due_date_carry_the_late_charge(service, auth):
+    client, conn, _ = service
+    pid = uuid.uuid4()
+    await learn(conn, registered(pid, segment="PU", income=5_000_000,
+                                 programs=("JKK", "JKM", "JHT", "JP"),
+                                 registered_on="2026-09-03"))
+    owed = (await client.get(f"/v1/dues/{pid}?months=2", headers=auth)).json()
+    # September (due 15 Oct) is 2 months late on 20 Nov, October (due 15 Nov) 1 month:
+    # 4% and 2% of Rp 462,000.
+    assert owed["first_period"] == "2026-09"
+    assert owed["late_charge"] == 18_480 + 9_240
+    assert owed["amount"] == sum(line["amount"] for line in owed["lines"]) + owed["late_charge"]
+    short = await client.post("/v1/contributions", headers=auth, json=payment(
+        pid, first_period="2026-09", months=2, amount=924_000, payer="employer"))
+    assert short.status_code == 422 and short.json()["expected_amount"] == 951_720
+    assert "late charge" in short.json()["detail"]
+    paid = await client.post("/v1/contributions", headers=auth, json=payment(
+        pid, first_period="2026-09", months=2, amount=951_720, payer="employer"))
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["paid_through"] == "2026-10"

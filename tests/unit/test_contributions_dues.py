@@ -21,7 +21,10 @@ from services.contributions.domain import (
     check_payment,
     due_date,
     dues_for,
+    dues_on,
+    late_charge,
     monthly_dues,
+    months_late,
     paid_through_after,
 )
 from services.contributions.rates import RATE_TABLE, NoRatesError, rates_on
@@ -174,7 +177,7 @@ def test_twelve_months_of_bpu_basic_cost_twelve_times_16800():
 
 def test_dues_answer_in_the_contract_shape():
     assert dues_for(member(), NOV, 1).as_dict() == {
-        "first_period": "2026-11", "months": 1, "amount": 16_800,
+        "first_period": "2026-11", "months": 1, "amount": 16_800, "late_charge": 0,
         "lines": [{"program": "JKK", "amount": 10_000}, {"program": "JKM", "amount": 6_800}],
     }
 
@@ -422,3 +425,145 @@ def test_self_and_employer_payments_carry_no_funding_code(payer):
 
 def test_an_unknown_payer_is_refused():
     assert fields(check_payer("pemda", None)) == ["payer"]
+
+
+# --- the PU late charge -----------------------------------------------------------------------
+# DOMAIN.md: "PU arrears cost 2% a month, paid with the next dues." A PU worker on Rp 5,000,000
+# in JKK (class 1), JKM, JHT and JP owes 12,000 + 15,000 + 285,000 + 150,000 = Rp 462,000 a
+# month, so each month late costs 2% of that: Rp 9,240.
+OCT = Period(2026, 10)  # due 15 November 2026 for PU
+PU_MONTH = 462_000
+PU_LATE_MONTH = 9_240
+
+
+def pu(segment="PU") -> Member:
+    return member(segment, WAGE, programs=("JKK", "JKM", "JHT", "JP"),
+                  registered_on=date(2026, 10, 5))
+
+
+@pytest.mark.parametrize(
+    ("day", "late"),
+    [(date(2026, 12, 15), 0), (date(2026, 12, 16), 1), (date(2027, 1, 15), 1),
+     (date(2027, 1, 16), 2), (date(2027, 2, 15), 2), (date(2027, 2, 16), 3)],
+)
+def test_a_month_due_15_december_is_one_month_late_more_on_each_16th(day, late):
+    assert months_late(date(2026, 12, 15), day) == late
+
+
+def test_pu_paying_october_on_15_november_pays_no_late_charge():
+    assert late_charge(pu(), OCT, 1, today=date(2026, 11, 15)) == 0
+
+
+def test_pu_paying_october_on_16_november_pays_2_percent_of_its_dues():
+    assert late_charge(pu(), OCT, 1, today=date(2026, 11, 16)) == PU_LATE_MONTH
+
+
+def test_pu_paying_a_month_two_months_late_pays_4_percent():
+    assert late_charge(pu(), OCT, 1, today=date(2026, 12, 15)) == PU_LATE_MONTH  # still 1
+    assert late_charge(pu(), OCT, 1, today=date(2026, 12, 16)) == 2 * PU_LATE_MONTH
+
+
+def test_pu_paying_several_overdue_months_pays_each_by_its_own_lateness():
+    # on 20 January 2027: October 3 months late (6%), November 2 (4%), December 1 (2%),
+    # January not yet due (15 February)
+    charge = late_charge(pu(), OCT, 4, today=date(2027, 1, 20))
+    assert charge == (3 + 2 + 1 + 0) * PU_LATE_MONTH
+
+
+def test_pu_late_charge_is_rounded_half_up_to_whole_rupiah_per_month():
+    # Rp 5,004,500: JKK 12,010.8 → 12,011, JKM 15,013.5 → 15,014; 2% of 27,025 = 540.5
+    m = member("PU", 5_004_500, registered_on=date(2026, 10, 5))
+    assert late_charge(m, OCT, 1, today=date(2026, 11, 16)) == 541
+
+
+@pytest.mark.parametrize("segment", ["BPU", "PMI", "JAKON"])
+def test_bpu_pmi_and_jakon_never_pay_a_late_charge(segment):
+    m = pu(segment)
+    today = date(2026, 12, 20)  # October and November overdue in every segment
+    assert late_charge(m, OCT, 4, today=today) == 0
+    owed = dues_on(m, None, 4, today=today)
+    assert owed.late_charge == 0 and owed.amount == dues_for(m, OCT, 4).amount
+    _, errors = check_payment(m, None, NEW, OCT, 4, owed.amount, today=today)
+    assert errors == []
+
+
+LATE_1_PERCENT_2027 = dataclasses.replace(
+    rates.RATES_2024_03, effective_from=date(2027, 1, 1),
+    pu_late_charge_per_month=rates.percent("1"),
+)
+
+
+def test_pu_late_charge_rate_is_2_percent_in_the_rate_table():
+    assert rates_on(date(2026, 11, 1)).pu_late_charge_per_month == rates.percent("2")
+
+
+def test_pu_late_charge_uses_the_rate_in_force_for_the_months_dues():
+    table = (*RATE_TABLE, LATE_1_PERCENT_2027)
+    # paid 20 February 2027: December 2026 (2%) 2 months late, January 2027 (1%) 1 month late
+    charge = late_charge(pu(), Period(2026, 12), 2, today=date(2027, 2, 20), table=table)
+    assert charge == 2 * PU_LATE_MONTH + 4_620
+
+
+def test_pu_late_charge_reads_the_module_rate_table(monkeypatch):
+    monkeypatch.setattr(rates, "RATE_TABLE", (*RATE_TABLE, LATE_1_PERCENT_2027))
+    assert late_charge(pu(), Period(2027, 1), 1, today=date(2027, 2, 16)) == 4_620
+
+
+def test_a_negative_late_charge_rate_is_refused():
+    with pytest.raises(ValueError):
+        dataclasses.replace(rates.RATES_2024_03, pu_late_charge_per_month=rates.percent("-2"))
+
+
+def test_dues_for_stays_the_programme_dues_without_a_late_charge():
+    dues = dues_for(pu(), OCT, 2)
+    assert dues.late_charge == 0 and dues.amount == 2 * PU_MONTH
+
+
+def test_dues_on_adds_the_late_charge_to_the_amount_not_to_the_lines():
+    owed = dues_on(pu(), None, 2, today=date(2026, 12, 16))  # October 2 late, November 1
+    assert owed.first_period == OCT and owed.months == 2
+    assert owed.lines == dues_for(pu(), OCT, 2).lines
+    assert owed.late_charge == 3 * PU_LATE_MONTH
+    assert owed.amount == 2 * PU_MONTH + 3 * PU_LATE_MONTH
+    assert owed.as_dict()["late_charge"] == 27_720 and owed.as_dict()["amount"] == 951_720
+
+
+def test_dues_on_starts_at_the_first_unpaid_month():
+    owed = dues_on(pu(), OCT, 1, today=date(2026, 12, 16))  # November, 1 month late
+    assert owed.first_period == Period(2026, 11) and owed.late_charge == PU_LATE_MONTH
+
+
+def test_a_pu_payment_of_overdue_months_without_the_late_charge_is_refused():
+    today = date(2026, 12, 16)
+    dues, errors = check(pu(), first=OCT, months=2, amount=2 * PU_MONTH, today=today)
+    assert fields(errors) == ["amount"]
+    assert errors[0].message.startswith(
+        "must be Rp 951,720 (dues Rp 924,000 + late charge Rp 27,720 for months paid after "
+        "their due date)"
+    )
+    assert dues is not None and dues.amount == 951_720 and dues.late_charge == 27_720
+
+
+def test_a_pu_payment_of_overdue_months_with_the_late_charge_is_accepted():
+    today = date(2026, 12, 16)
+    dues, errors = check(pu(), first=OCT, months=2, amount=951_720, today=today)
+    assert errors == [] and dues is not None and dues.late_charge == 27_720
+
+
+def test_a_pu_payment_on_time_asks_for_the_dues_alone():
+    dues, errors = check(pu(), first=OCT, months=1, amount=PU_MONTH, today=date(2026, 11, 15))
+    assert errors == [] and dues is not None and dues.late_charge == 0
+
+
+@pytest.mark.parametrize("segment", ["PU", "BPU", "JAKON", "PMI"])
+@pytest.mark.parametrize(
+    "today", [date(2026, 11, 15), date(2026, 11, 16), date(2026, 12, 16), date(2027, 1, 10)]
+)
+def test_dues_on_asks_for_what_check_payment_accepts(segment, today):
+    m = pu(segment)
+    for paid_through, months in [(None, 1), (None, 3), (OCT, 2)]:
+        owed = dues_on(m, paid_through, months, today=today)
+        status = NEW if paid_through is None else ACTIVE
+        dues, errors = check_payment(m, paid_through, status, owed.first_period, months,
+                                     owed.amount, today=today)
+        assert dues == owed and errors == []

@@ -17,7 +17,7 @@ from services.contributions.domain import (
     Period,
     Status,
     check_payment,
-    dues_for,
+    dues_on,
     next_status_change,
     next_unpaid_period,
     overdue_months,
@@ -47,14 +47,15 @@ def simulate(
     member: Member, last: date, pays: Payments, paid_through: Period | None = None
 ) -> dict[date, tuple[Status, Period | None]]:
     """Walk from the registration day to `last`; on each day first pay what `pays` says (the
-    payment must pass check_payment), then read the status."""
+    payment, for what dues_on asks that day, late charge included, must pass check_payment),
+    then read the status."""
     seen: dict[date, tuple[Status, Period | None]] = {}
     for day in days(member.registered_on, last):
         months = pays(day, paid_through)
         if months:
             before = status_on(member, paid_through, day)
             first = next_unpaid_period(member, paid_through)
-            amount = dues_for(member, first, months).amount
+            amount = dues_on(member, paid_through, months, today=day).amount
             _, errors = check_payment(member, paid_through, before, first, months, amount,
                                       today=day)
             assert errors == [], (day, errors)
