@@ -95,11 +95,15 @@ def test_paying_makes_workers_active_in_the_coverage_counters_and_the_16th_ends_
 def test_a_city_budget_batch_survives_kill_9_of_the_relay_and_the_worker(running_stack):
     running_stack.set_clock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
     rng = random.Random(12)
+    registered_before = coverage(running_stack, "12.76")["registered"]
     pids: list[str] = []
     for _ in range(3):
         pids += register(running_stack, [synthetic_worker(rng.choice(VILLAGES), rng)
                                          for _ in range(500)])
     wait_known(running_stack, pids, timeout=60)
+    # The baseline once coverage has counted the registrations too (as inactive).
+    wait_until(lambda: coverage(running_stack, "12.76")["registered"]
+               == registered_before + len(pids) or None, 60, "registrations counted")
     start = coverage(running_stack, "12.76")
     lines = [line(running_stack, pid, f"APBD-TT-{i}") for i, pid in enumerate(pids)]
 
