@@ -22,7 +22,7 @@ from services.registration.schemas import (
 )
 from services.registration.settings import RegistrationSettings
 from shared.auth import Caller, KeyStore, require
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, clock_from
 from shared.problems import (
     PROBLEM_JSON,
     Problem,
@@ -228,7 +228,7 @@ def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) ->
                                            max_size=settings.db_pool_max)
         await migrate(app.state.pool, settings.migrations_dir)
         app.state.keys = KeyStore(app.state.pool, settings.bootstrap_api_key)
-        app.state.clock = clock or SystemClock()
+        app.state.clock = clock or clock_from(settings.clock_file)
         app.state.topic = topic_name(PARTICIPANTS, settings.topic_prefix)
         app.state.kpjs = store.KpjAllocator()
         relay = None
