@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.infra import RealInfra, real_infra
@@ -14,4 +16,12 @@ def infra(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def prefix(infra: RealInfra) -> str:
+    """A fresh topic prefix with every topic created under it."""
     return infra.new_prefix()
+
+
+@pytest.fixture
+def bare_prefix() -> str:
+    """A fresh topic prefix with no topics: for tests that never touch Kafka (each created
+    topic costs the one test broker memory for the whole run)."""
+    return f"t{uuid.uuid4().hex[:10]}."

@@ -67,7 +67,7 @@ def ensure_kafka_jars() -> Path:
     return libs
 
 
-def _java_argv(libs: Path, logdir: Path, main: str, *args: str, heap: str = "512m") -> list[str]:
+def _java_argv(libs: Path, logdir: Path, main: str, *args: str, heap: str = "1g") -> list[str]:
     java = shutil.which("java")
     if not java:
         raise RuntimeError("java (17+) is missing: run ./ucj install")

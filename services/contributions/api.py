@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -13,8 +14,8 @@ from services.contributions import domain, store
 from services.contributions.rates import NoRatesError
 from services.contributions.schemas import MAX_BULK_LINES, PaymentIn, parse_line
 from services.contributions.settings import ContributionsSettings
-from shared.auth import Caller, KeyStore, require
-from shared.clock import Clock, clock_from
+from shared.auth import Caller, require
+from shared.clock import Clock
 from shared.problems import PROBLEM_JSON, Problem, read_json
 from shared.service_app import service_app
 from shared.topics import MEMBERSHIPS, topic_name
@@ -149,22 +150,11 @@ def _expected(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def create_app(settings: ContributionsSettings, *, clock: Clock | None = None) -> FastAPI:
-    from shared.db import create_pool, migrate
-
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
-                                           max_size=settings.db_pool_max)
-        await migrate(app.state.pool, settings.migrations_dir)
-        app.state.keys = KeyStore(app.state.pool, settings.bootstrap_api_key)
-        app.state.clock = clock or clock_from(settings.clock_file)
+    async def setup(app: FastAPI) -> AsyncIterator[None]:
         app.state.topic = topic_name(MEMBERSHIPS, settings.topic_prefix)
-        app.state.ready = True
-        try:
-            yield
-        finally:
-            app.state.ready = False
-            await app.state.pool.close()
+        yield
 
-    return service_app("UCJ Live — contributions", lifespan=lifespan, routers=[router],
-                       scopes=SCOPES)
+    return service_app("UCJ Live — contributions", settings=settings,
+                       migrations=settings.migrations_dir, routers=[router], scopes=SCOPES,
+                       clock=clock, setup=setup)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -21,8 +22,8 @@ from services.registration.schemas import (
     validate_row,
 )
 from services.registration.settings import RegistrationSettings
-from shared.auth import Caller, KeyStore, require
-from shared.clock import Clock, clock_from
+from shared.auth import Caller, require
+from shared.clock import Clock
 from shared.problems import (
     PROBLEM_JSON,
     Problem,
@@ -220,29 +221,20 @@ async def change_participant(participant_id: str, request: Request, caller: Writ
 
 
 def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) -> FastAPI:
-    from shared.db import create_pool, migrate  # adapters, wired here only
-
     @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.pool = await create_pool(settings.database_url, min_size=settings.db_pool_min,
-                                           max_size=settings.db_pool_max)
-        await migrate(app.state.pool, settings.migrations_dir)
-        app.state.keys = KeyStore(app.state.pool, settings.bootstrap_api_key)
-        app.state.clock = clock or clock_from(settings.clock_file)
+    async def setup(app: FastAPI) -> AsyncIterator[None]:
         app.state.topic = topic_name(PARTICIPANTS, settings.topic_prefix)
         app.state.kpjs = store.KpjAllocator()
         relay = None
         if settings.embedded_relay:
             from services.registration.relay import start_embedded
             relay = await start_embedded(settings)
-        app.state.ready = True
         try:
             yield
         finally:
-            app.state.ready = False
             if relay is not None:
                 await relay.stop()
-            await app.state.pool.close()
 
-    return service_app("UCJ Live — registration", lifespan=lifespan, routers=[router],
-                       scopes=SCOPES)
+    return service_app("UCJ Live — registration", settings=settings,
+                       migrations=settings.migrations_dir, routers=[router], scopes=SCOPES,
+                       clock=clock, setup=setup)

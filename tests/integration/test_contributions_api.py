@@ -33,9 +33,9 @@ def registered(pid, *, segment="BPU", income=1_000_000, programs=("JKK", "JKM"),
 
 
 @pytest.fixture
-async def service(infra, prefix):
+async def service(infra, bare_prefix):
     url = infra.new_database("contributions")
-    settings = ContributionsSettings(DATABASE_URL=url, UCJ_TOPIC_PREFIX=prefix,
+    settings = ContributionsSettings(DATABASE_URL=url, UCJ_TOPIC_PREFIX=bare_prefix,
                                      KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
                                      UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
     clock = FixedClock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))

@@ -9,6 +9,7 @@ import asyncpg
 import orjson
 import pytest
 
+from deploy.local import stack
 from services.registration.api import create_app
 from services.registration.settings import RegistrationSettings
 from shared.events import decode
@@ -34,10 +35,11 @@ def worker(serial: int = 1, **overrides) -> dict:
 
 
 @pytest.fixture
-async def service(infra, prefix):
+async def service(infra, bare_prefix):
     url = infra.new_database("registration")
     settings = RegistrationSettings(DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                    UCJ_TOPIC_PREFIX=prefix, UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
+                                    UCJ_TOPIC_PREFIX=bare_prefix,
+                                    UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
     app = create_app(settings)
     async for client in asgi_client(app):
         conn = await asyncpg.connect(url)
@@ -252,6 +254,7 @@ async def test_the_relay_publishes_the_outbox_in_order_and_empties_it(service, a
     for village in (MEDAN_VILLAGE, BINJAI_VILLAGE, MEDAN_VILLAGE):
         await client.patch(f"/v1/participants/{pid}", json={"region_code": village},
                            headers=auth)
+    await stack.acreate_topics(infra.bootstrap, settings.topic_prefix)
     producer = idempotent_producer(infra.bootstrap, client_id="test-relay")
     await producer.start()
     stop = asyncio.Event()
