@@ -4,6 +4,8 @@
    synthetic ones for a few other Sumatera Utara regions.
 2. About 300 synthetic registrations in villages of province 12 (a third in Kota Binjai) with
    valid synthetic NIKs, through POST /v1/participants/bulk on the registration service.
+3. Half of them paid up for the current month by one synthetic city-budget batch
+   (POST /v1/contributions/bulk, payer government, funding code SG), so they count as active.
 
 URLs and the API key come from the stack's state file (.run/stack.json), so a stack on other
 ports (UCJ_PORT_BASE) works too. NIK serials and birth dates are random, so running the demo
@@ -17,6 +19,7 @@ import csv
 import os
 import random
 import sys
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -81,6 +84,32 @@ def synthetic_participant(village: str, rng: random.Random, today: date) -> dict
     return row
 
 
+def pay_for_some(http: httpx.Client, contributions: str, ids: list[str],
+                 rng: random.Random) -> int:
+    """A government batch paying what each of these workers owes now (GET /v1/dues), once the
+    contributions service has learnt them from the registration events."""
+    lines = []
+    for pid in ids:
+        for _ in range(100):  # the events take a moment to arrive
+            r = http.get(f"{contributions}/v1/dues/{pid}?months=1")
+            if r.status_code != 404:
+                break
+            time.sleep(0.1)
+        if r.status_code != 200:
+            continue
+        owed = r.json()
+        lines.append({"payment_ref": f"DEMO-{rng.getrandbits(48):012x}", "participant_id": pid,
+                      "first_period": owed["first_period"], "months": 1,
+                      "amount": owed["amount"], "payer": "government", "funding_code": "SG"})
+    if not lines:
+        return 0
+    r = http.post(f"{contributions}/v1/contributions/bulk", json={"contributions": lines})
+    if r.status_code != 200:
+        print(f"POST /v1/contributions/bulk: {r.status_code} {r.text[:300]}", file=sys.stderr)
+        return 0
+    return int(r.json()["accepted"])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deploy.local.demo")
     ap.add_argument("--count", type=int, default=300)
@@ -108,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         today = date.today()
         rows = [synthetic_participant(rng.choice(binjai if i % 3 == 0 else others), rng, today)
                 for i in range(args.count)]
-        accepted, rejected = 0, []
+        accepted, rejected, ids = 0, [], []
         for start in range(0, len(rows), 100):
             r = http.post(f"{registration}/v1/participants/bulk",
                           json={"participants": rows[start : start + 100]})
@@ -119,11 +148,16 @@ def main(argv: list[str] | None = None) -> int:
             body = r.json()
             accepted += body.get("accepted", 0)
             rejected += body.get("rejected", [])
+            ids += [result["participant_id"] for result in body.get("results", [])]
         in_binjai = sum(1 for row in rows if row["region_code"].startswith(BINJAI + "."))
         print(f"registrations: {accepted} accepted, {len(rejected)} rejected "
               f"({in_binjai} sent for Kota Binjai)")
         for rej in rejected[:5]:
             print(f"  rejected row {rej.get('index')}: {rej.get('errors')}")
+        paid = pay_for_some(http, services.get("contributions", "http://127.0.0.1:8002"),
+                            ids[::2], rng)
+        print(f"contributions: {paid} workers paid up for this month (a synthetic city-budget "
+              "batch), so they count as active")
 
     print("Coverage is counted asynchronously (outbox relay -> Kafka -> coverage worker); try:")
     print(f"  curl {coverage}/v1/coverage/regions/{BINJAI}")
