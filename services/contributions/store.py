@@ -211,9 +211,9 @@ def _result(row: Any) -> dict[str, Any]:
 
 async def apply_participant_events(conn: asyncpg.Connection,
                                    events: list[tuple[Envelope, Payload]], today: date) -> int:
-    """Insert or update members from registration events, newest sequence wins; the scheduler
-    re-checks each changed member (next_check_on = today), since dues and due dates follow the
-    segment. Returns how many members changed."""
+    """Insert or update members from registration events, newest sequence wins. A new member
+    is next checked when time alone would change its status; a changed one is re-checked by
+    the scheduler today, since due dates follow the segment. Returns how many changed."""
     newest: dict[str, tuple[Envelope, Payload]] = {}
     for envelope, payload in events:
         if envelope.source != "registration":
@@ -230,10 +230,11 @@ async def apply_participant_events(conn: asyncpg.Connection,
             INSERT INTO members AS m (participant_id, segment, monthly_income, programs,
                 region_code, employer_id, registered_on, registration_seq, next_check_on)
             SELECT u.id, u.segment, u.income, string_to_array(u.programs, ' '), u.region,
-                   u.employer, u.registered_on, u.seq, $9::date
+                   u.employer, u.registered_on, u.seq, u.first_check
             FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                        $6::text[], $7::date[], $8::int[])
-                 AS u(id, segment, income, programs, region, employer, registered_on, seq)
+                        $6::text[], $7::date[], $8::int[], $10::date[])
+                 AS u(id, segment, income, programs, region, employer, registered_on, seq,
+                      first_check)
             ON CONFLICT (participant_id) DO UPDATE SET
                 segment = EXCLUDED.segment, monthly_income = EXCLUDED.monthly_income,
                 programs = EXCLUDED.programs, region_code = EXCLUDED.region_code,
@@ -246,7 +247,8 @@ async def apply_participant_events(conn: asyncpg.Connection,
             [p.monthly_income for _, p in states], [" ".join(p.programs) for _, p in states],
             [p.region_code for _, p in states], [p.employer_id for _, p in states],
             [date.fromisoformat(p.registered_on) for _, p in states],
-            [e.sequence for e, _ in states], today)
+            [e.sequence for e, _ in states], today,
+            [first_check(p, today) for _, p in states])
         changed += len(result)
     if ended:
         result = await conn.fetch(
@@ -258,6 +260,19 @@ async def apply_participant_events(conn: asyncpg.Connection,
             [p.participant_id for _, p in ended], [e.sequence for e, _ in ended], today)
         changed += len(result)
     return changed
+
+
+def first_check(registered: ParticipantState, today: date) -> date | None:
+    """When the calendar must first look at a new member: today if its status is already
+    other than a new registrant's (an old registration replayed may have lapsed), else the
+    day time alone changes it."""
+    member = domain.Member(segment=registered.segment, monthly_income=registered.monthly_income,
+                           programs=tuple(registered.programs),
+                           registered_on=date.fromisoformat(registered.registered_on),
+                           risk_class=None)
+    if domain.status_on(member, None, today).status != "inactive":
+        return today
+    return domain.next_status_change(member, None, today)
 
 
 # --- the calendar -----------------------------------------------------------------------------

@@ -237,3 +237,15 @@ async def test_pu_months_paid_after_their_due_date_carry_the_late_charge(service
         pid, first_period="2026-09", months=2, amount=951_720, payer="employer"))
     assert paid.status_code == 201, paid.text
     assert paid.json()["paid_through"] == "2026-10"
+
+
+async def test_the_calendar_first_looks_at_a_new_member_when_time_alone_changes_it(service):
+    _, conn, _ = service
+    new, old = uuid.uuid4(), uuid.uuid4()
+    await learn(conn, registered(new), registered(old, registered_on="2026-05-04"))
+    checks = {r["participant_id"]: r["next_check_on"] for r in
+              await conn.fetch("SELECT participant_id, next_check_on FROM members")}
+    # Registered in November and never paying: the fourth overdue month (February) lapses
+    # it on 16 February 2027. The old registration has lapsed already: look today.
+    assert str(checks[new]) == "2027-02-16"
+    assert str(checks[old]) == "2026-11-20"
