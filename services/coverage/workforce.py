@@ -15,11 +15,6 @@ def _figure(row: asyncpg.Record) -> WorkforceFigure:
     return WorkforceFigure(workforce=row["workforce"], year=row["year"], source=row["source"])
 
 
-async def workforce_of(pool: asyncpg.Pool, code: str) -> WorkforceFigure | None:
-    row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM workforce WHERE region_code = $1", code)
-    return _figure(row) if row else None
-
-
 async def workforce_of_many(pool: asyncpg.Pool, codes: Sequence[str]) -> dict[str, WorkforceFigure]:
     if not codes:
         return {}

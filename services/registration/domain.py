@@ -138,11 +138,6 @@ def programs_allowed_for(segment: str) -> frozenset[Program]:
     return terms.allowed_programs if terms else frozenset()
 
 
-def programs_required_for(segment: str) -> frozenset[Program]:
-    terms = SEGMENT_TERMS.get(segment)
-    return terms.required_programs if terms else frozenset()
-
-
 def province_codes(regions: RegionDirectory) -> frozenset[str]:
     cached = _PROVINCES.get(id(regions))
     if cached is None or cached[0] is not regions:
