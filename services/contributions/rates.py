@@ -12,7 +12,7 @@ rupiah amounts are integers. Facts from ../shared/DOMAIN.md "Monthly dues".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 
@@ -115,7 +115,14 @@ RATES_2024_03 = Rates(
     pu_default_risk_class=1,
 )
 
-RATE_TABLE: tuple[Rates, ...] = (RATES_2024_03,)
+# From 1 March 2025: the JP wage ceiling re-indexed by 2024's GDP growth (5.03%, BPS release
+# 17/02/Th. XXVIII) to Rp 10,547,400 (BPJS Ketenagakerjaan notification B/91/022025 under
+# PP 45/2015 Art. 29). Every other figure as before.
+# The March 2026 re-index is not recorded: no published figure was found when this entry was
+# written, so months from March 2026 are charged at the 2025 ceiling until an entry is added.
+RATES_2025_03 = replace(RATES_2024_03, effective_from=date(2025, 3, 1), jp_wage_ceiling=10_547_400)
+
+RATE_TABLE: tuple[Rates, ...] = (RATES_2024_03, RATES_2025_03)
 
 
 class NoRatesError(LookupError):

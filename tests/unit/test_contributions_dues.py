@@ -122,10 +122,16 @@ def test_pu_jp_is_3_percent_below_the_ceiling():
     assert lines(member("PU", WAGE, programs=("JKK", "JKM", "JP")))["JP"] == 150_000
 
 
-def test_pu_jp_is_capped_at_the_ceiling_of_10042300():
+def test_pu_jp_is_capped_at_the_ceiling_of_10547400_from_march_2025():
     m = member("PU", 25_000_000, programs=("JKK", "JKM", "JP"))
-    assert lines(m)["JP"] == 301_269  # 3% of 10,042,300
+    assert lines(m)["JP"] == 316_422  # 3% of 10,547,400
     assert lines(m)["JKM"] == 75_000  # the other programmes are not capped
+
+
+def test_pu_jp_was_capped_at_the_ceiling_of_10042300_until_february_2025():
+    m = member("PU", 25_000_000, programs=("JKK", "JKM", "JP"))
+    assert lines(m, Period(2025, 2))["JP"] == 301_269  # 3% of 10,042,300
+    assert lines(m, Period(2025, 3))["JP"] == 316_422
 
 
 def test_jkp_is_not_in_the_payers_dues():
@@ -195,13 +201,13 @@ HIGH_WAGE_JP = member("PU", 25_000_000, programs=("JKK", "JKM", "JP"))
 
 
 def test_rates_are_those_in_force_on_the_first_day_of_the_month():
-    assert lines(HIGH_WAGE_JP, Period(2027, 2), table=TABLE_WITH_2027)["JP"] == 301_269
+    assert lines(HIGH_WAGE_JP, Period(2027, 2), table=TABLE_WITH_2027)["JP"] == 316_422
     assert lines(HIGH_WAGE_JP, Period(2027, 3), table=TABLE_WITH_2027)["JP"] == 330_000
 
 
 def test_months_spanning_a_rate_change_are_each_charged_at_their_own_rates():
     dues = dues_for(HIGH_WAGE_JP, Period(2027, 1), 4, table=TABLE_WITH_2027)
-    assert dict((x.program, x.amount) for x in dues.lines)["JP"] == 2 * 301_269 + 2 * 330_000
+    assert dict((x.program, x.amount) for x in dues.lines)["JP"] == 2 * 316_422 + 2 * 330_000
 
 
 def test_the_module_rate_table_is_read_when_dues_are_computed(monkeypatch):
@@ -211,7 +217,7 @@ def test_the_module_rate_table_is_read_when_dues_are_computed(monkeypatch):
 
 def test_rates_on_takes_the_newest_entry_in_force_in_any_order():
     shuffled = (CEILING_2027, *RATE_TABLE)
-    assert rates_on(date(2027, 2, 28), shuffled) == rates.RATES_2024_03
+    assert rates_on(date(2027, 2, 28), shuffled) == rates.RATES_2025_03
     assert rates_on(date(2027, 3, 1), shuffled) is CEILING_2027
 
 
@@ -220,9 +226,11 @@ def test_rates_on_a_day_before_the_table_starts_is_an_error():
         rates_on(date(2024, 2, 29))
 
 
-def test_jp_ceiling_of_10042300_is_in_force_from_march_2024():
+def test_jp_ceiling_is_re_indexed_each_march():
     assert rates_on(date(2024, 3, 1)).jp_wage_ceiling == 10_042_300
-    assert rates_on(date(2026, 11, 1)).jp_wage_ceiling == 10_042_300
+    assert rates_on(date(2025, 2, 28)).jp_wage_ceiling == 10_042_300
+    assert rates_on(date(2025, 3, 1)).jp_wage_ceiling == 10_547_400
+    assert rates_on(date(2026, 11, 1)).jp_wage_ceiling == 10_547_400
 
 
 def test_rate_entries_have_distinct_effective_days():
