@@ -457,6 +457,23 @@ MAX_MONTHS_PER_PAYMENT = 12
 MAX_MONTHS_PAID_AHEAD = 12
 
 
+# How many months one payment may cover, per segment (DOMAIN.md: BPU "may prepay 1, 3, 6 or
+# 12 months"). One month is always among them, so overdue months can always be paid one by one.
+# Segments not listed pay any count from MIN_MONTHS_PER_PAYMENT to MAX_MONTHS_PER_PAYMENT.
+MONTHS_PER_PAYMENT: dict[str, tuple[int, ...]] = {"BPU": (1, 3, 6, 12)}
+
+
+def check_months(member: Member, months: int) -> FieldError | None:
+    """Whether one payment may cover `months` months in the member's segment."""
+    allowed = MONTHS_PER_PAYMENT.get(member.segment)
+    if allowed is None or months in allowed:
+        return None
+    words = [str(n) for n in allowed]
+    choices = f"{', '.join(words[:-1])} or {words[-1]}"
+    return FieldError("months", f"{member.segment} contributions are paid {choices} months at a "
+                                f"time, not {months}")
+
+
 def paid_through_after(
     paid_through: Period | None, first_period: Period, months: int
 ) -> Period:
@@ -525,6 +542,9 @@ def check_payment(
         ))
     if not MIN_MONTHS_PER_PAYMENT <= months <= MAX_MONTHS_PER_PAYMENT:
         return None, errors  # no dues to compare the amount with
+    count = check_months(member, months)
+    if count is not None:
+        errors.append(count)
     latest_allowed = Period.of(today) + MAX_MONTHS_PAID_AHEAD
     last = expected_first + (months - 1)
     if last > latest_allowed:

@@ -61,13 +61,13 @@ def test_paying_makes_workers_active_in_the_coverage_counters_and_the_16th_ends_
     pids = register(running_stack, [synthetic_worker(rng.choice(VILLAGES), rng)
                                     for _ in range(20)])
     wait_known(running_stack, pids)
-    # November was due on the 15th, so paying it (and December, due 15 Dec) makes them active.
+    # November was due on the 15th, so paying it makes them active.
     url = f"{running_stack.url('contributions')}/v1/contributions"
     for index, pid in enumerate(pids[:12]):
-        owed = dues(running_stack, pid, months=2)
+        owed = dues(running_stack, pid, months=1)
         response = httpx.post(url, headers=AUTH, timeout=5, json={
             "payment_ref": f"VA-E2E-{index}", "participant_id": pid,
-            "first_period": owed["first_period"], "months": 2, "amount": owed["amount"],
+            "first_period": owed["first_period"], "months": 1, "amount": owed["amount"],
             "payer": "self"})
         assert response.status_code == 201, response.text
         assert response.json()["membership_status"] == "active"
@@ -83,11 +83,12 @@ def test_paying_makes_workers_active_in_the_coverage_counters_and_the_16th_ends_
 
     wait_until(counted(12, 8), 15, "12 active, 8 inactive")
     assert coverage(running_stack, "12.76")["by_segment"]["BPU"]["active"] >= 12
-    # Paid through December: still active on 15 January 2027, inactive on the 16th.
-    running_stack.set_clock(datetime(2027, 1, 15, 12, 0, tzinfo=WIB))
+    # Paid through November: still active on 15 December, the day December is due, and
+    # inactive on the 16th (the unpaid 8 are two months behind: inactive, not lapsed).
+    running_stack.set_clock(datetime(2026, 12, 15, 12, 0, tzinfo=WIB))
     time.sleep(2)
     wait_until(counted(12, 8), 5, "unchanged on the due date")
-    running_stack.set_clock(datetime(2027, 1, 16, 0, 30, tzinfo=WIB))
+    running_stack.set_clock(datetime(2026, 12, 16, 0, 30, tzinfo=WIB))
     wait_until(counted(0, 20), 15, "all inactive on the 16th")
     running_stack.set_clock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
 

@@ -118,7 +118,8 @@ async def test_a_wrong_amount_is_refused_with_the_expected_amount(service, auth)
 
 
 @pytest.mark.parametrize("overrides", [
-    {"months": 0}, {"months": 13}, {"months": "1"}, {"amount": -16_800},
+    {"months": 0}, {"months": 13}, {"months": "1"}, {"months": 2, "amount": 33_600},
+    {"amount": -16_800},
     {"first_period": "2026-13"}, {"first_period": "11-2026"}, {"first_period": "2031-01"},
     {"first_period": "1999-01"}, {"payer": "uncle"}, {"payer": "government"},
     {"participant_id": "not-a-uuid"}, {"participant_id": str(uuid.UUID(int=7))},
@@ -201,6 +202,22 @@ async def test_unknown_participants_and_bad_months_are_problems(service, auth):
     assert (await client.get(f"/v1/dues/{pid}?months=13", headers=auth)).status_code == 422
     assert (await client.get(f"/v1/dues/{pid}?months=x", headers=auth)).status_code == 422
     assert (await client.get(f"/v1/dues/{pid}")).status_code == 401
+
+
+async def test_bpu_dues_and_payments_come_in_1_3_6_or_12_months(service, auth):
+    client, conn, _ = service
+    pid = uuid.uuid4()
+    await learn(conn, registered(pid))
+    two = await client.get(f"/v1/dues/{pid}?months=2", headers=auth)
+    assert two.status_code == 422
+    assert two.headers["content-type"].startswith("application/problem+json")
+    assert two.json()["detail"] == (
+        "BPU contributions are paid 1, 3, 6 or 12 months at a time, not 2")
+    six = (await client.get(f"/v1/dues/{pid}?months=6", headers=auth)).json()
+    paid = await client.post("/v1/contributions", headers=auth,
+                             json=payment(pid, months=6, amount=six["amount"]))
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["paid_through"] == "2027-04"
 
 
 async def test_a_lapsed_bpu_membership_takes_no_payment(service, auth):

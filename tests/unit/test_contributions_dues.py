@@ -17,6 +17,7 @@ from services.contributions.domain import (
     Member,
     Period,
     Status,
+    check_months,
     check_payer,
     check_payment,
     due_date,
@@ -310,6 +311,7 @@ def test_pu_and_jakon_month_is_due_on_the_15th_of_the_next_month(segment):
 ACTIVE = Status("active")
 NEW = Status("inactive", "no_payment_yet")
 TODAY = date(2026, 11, 10)
+PU_BASIC_MONTH = 12_000 + 15_000  # JKK class 1 and JKM on Rp 5,000,000
 
 
 def check(m=None, paid_through=None, status=NEW, first=NOV, months=1, amount=16_800,
@@ -357,11 +359,42 @@ def test_a_payment_of_12_months_is_accepted():
 
 def test_prepaying_beyond_12_months_ahead_of_today_is_refused():
     paid = Period(2027, 10)  # 11 months ahead of November 2026
-    _, ok = check(paid_through=paid, status=ACTIVE, first=paid + 1, months=1)
-    _, too_far = check(paid_through=paid, status=ACTIVE, first=paid + 1, months=2,
-                       amount=2 * 16_800)
+    wage_earner = member("PU", WAGE)
+    _, ok = check(wage_earner, paid_through=paid, status=ACTIVE, first=paid + 1, months=1,
+                  amount=PU_BASIC_MONTH)
+    _, too_far = check(wage_earner, paid_through=paid, status=ACTIVE, first=paid + 1, months=2,
+                       amount=2 * PU_BASIC_MONTH)
     assert ok == []
     assert fields(too_far) == ["months"] and "through 2027-11" in too_far[0].message
+
+
+# BPU "may prepay 1, 3, 6 or 12 months" (DOMAIN.md): a BPU payment covers one of those counts.
+@pytest.mark.parametrize("months", [1, 3, 6, 12])
+def test_bpu_pays_1_3_6_or_12_months_at_a_time(months):
+    assert check(months=months, amount=months * 16_800)[1] == []
+
+
+@pytest.mark.parametrize("months", [2, 4, 5, 7, 8, 9, 10, 11])
+def test_bpu_paying_another_count_is_refused_naming_the_counts_allowed(months):
+    _, errors = check(months=months, amount=months * 16_800)
+    assert fields(errors) == ["months"]
+    assert errors[0].message == f"BPU contributions are paid 1, 3, 6 or 12 months at a time, " \
+                                f"not {months}"
+
+
+def test_bpu_arrears_can_always_be_paid_a_month_at_a_time():
+    today = date(2027, 1, 20)  # November, December and January overdue
+    paid_through = None
+    for first in (NOV, Period(2026, 12), Period(2027, 1)):
+        _, errors = check(paid_through=paid_through, first=first, today=today)
+        assert errors == []
+        paid_through = first
+
+
+@pytest.mark.parametrize("segment", ["PU", "JAKON", "PMI"])
+@pytest.mark.parametrize("months", [2, 5, 7])
+def test_other_segments_pay_any_count_of_months(segment, months):
+    assert check_months(pu(segment), months) is None
 
 
 def test_a_terminated_membership_takes_no_payment():
@@ -378,7 +411,8 @@ def test_a_lapsed_history_takes_no_payment_even_before_the_stored_status_catches
 
 
 def test_arrears_of_three_months_may_still_be_paid():
-    dues, errors = check(today=date(2027, 2, 15), months=4, amount=4 * 16_800)
+    # November, December and January overdue on 15 February; February is due that day
+    dues, errors = check(today=date(2027, 2, 15), months=3, amount=3 * 16_800)
     assert errors == []
 
 
@@ -488,10 +522,10 @@ def test_pu_late_charge_is_rounded_half_up_to_whole_rupiah_per_month():
 def test_bpu_pmi_and_jakon_never_pay_a_late_charge(segment):
     m = pu(segment)
     today = date(2026, 12, 20)  # October and November overdue in every segment
-    assert late_charge(m, OCT, 4, today=today) == 0
-    owed = dues_on(m, None, 4, today=today)
-    assert owed.late_charge == 0 and owed.amount == dues_for(m, OCT, 4).amount
-    _, errors = check_payment(m, None, NEW, OCT, 4, owed.amount, today=today)
+    assert late_charge(m, OCT, 3, today=today) == 0
+    owed = dues_on(m, None, 3, today=today)
+    assert owed.late_charge == 0 and owed.amount == dues_for(m, OCT, 3).amount
+    _, errors = check_payment(m, None, NEW, OCT, 3, owed.amount, today=today)
     assert errors == []
 
 
@@ -569,7 +603,7 @@ def test_a_pu_payment_on_time_asks_for_the_dues_alone():
 )
 def test_dues_on_asks_for_what_check_payment_accepts(segment, today):
     m = pu(segment)
-    for paid_through, months in [(None, 1), (None, 3), (OCT, 2)]:
+    for paid_through, months in [(None, 1), (None, 3), (OCT, 3), (OCT, 6)]:
         owed = dues_on(m, paid_through, months, today=today)
         status = NEW if paid_through is None else ACTIVE
         dues, errors = check_payment(m, paid_through, status, owed.first_period, months,

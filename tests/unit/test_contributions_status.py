@@ -16,6 +16,7 @@ from services.contributions.domain import (
     Member,
     Period,
     Status,
+    check_months,
     check_payment,
     dues_on,
     next_status_change,
@@ -129,7 +130,7 @@ def test_bpu_three_months_behind_may_catch_up_on_the_due_day_of_the_fourth():
 
     def pays(day: date, paid_through: Period | None) -> int:
         if day == date(2026, 6, 15):
-            return 4  # March to June
+            return 6  # March to August: the arrears and a prepayment, one BPU count
         return 1 if day.day == 10 and day >= date(2026, 7, 1) else stop_after_february(
             day, paid_through)
 
@@ -250,7 +251,8 @@ def random_member(rng: random.Random) -> Member:
 
 def random_payer(rng: random.Random, member: Member) -> Payments:
     """Pays on random days, sometimes several months, sometimes falling behind; never what
-    check_payment would refuse (too far ahead, or after a lapse)."""
+    check_payment would refuse (too far ahead, a count of months BPU does not pay, or after
+    a lapse)."""
     chance = rng.choice([1 / 8, 1 / 30, 1 / 70])
 
     def pays(day: date, paid_through: Period | None) -> int:
@@ -258,7 +260,9 @@ def random_payer(rng: random.Random, member: Member) -> Payments:
             return 0
         first = next_unpaid_period(member, paid_through)
         room = first.months_until(Period.of(day) + 12) + 1
-        return min(rng.choice([1, 1, 1, 2, 3, 6, 12]), room) if room > 0 else 0
+        payable = [n for n in (1, 1, 1, 2, 3, 4, 6, 7, 12)
+                   if n <= room and check_months(member, n) is None]
+        return rng.choice(payable) if payable else 0
 
     return pays
 
