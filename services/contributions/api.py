@@ -57,6 +57,9 @@ async def dues(participant_id: str, request: Request, _: Reader,
     if state.live_status(today).status == "terminated":
         raise Problem(409, "Membership ended", "this membership has ended; the worker must "
                       "register anew")
+    count = domain.check_months(state.member, months)
+    if count is not None:
+        raise Problem(422, "Invalid request", count.message, errors=[count.as_dict()])
     try:
         owed = domain.dues_on(state.member, state.paid_through, months, today=today)
     except NoRatesError as exc:
