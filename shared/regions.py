@@ -43,6 +43,13 @@ def level_of(code: str) -> Level | None:
     return shapes.get(tuple(widths))
 
 
+def regency_of(code: str) -> str:
+    """The regency a district or village code lies in: `"12.75.01.1001"` → `"12.75"`."""
+    if level_of(code) not in ("regency", "district", "village"):
+        raise ValueError(f"{code[:40]!r} is not a regency, district or village code")
+    return code[:5]
+
+
 class RegionDirectory:
     """All regions by code, with parent links; built once per process."""
 

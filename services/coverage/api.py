@@ -1,7 +1,7 @@
 """The coverage HTTP API: live UCJ counters per region, workforce figures, the SSE stream and
 the operators' dashboard.
 
-Counters come from the region-counters topic (CountersFeed → RegionCountersView, in memory);
+Counters come from the village-counters topic (CountersFeed → RegionCountersView, in memory);
 workforce figures from the coverage database. Nothing connects before the lifespan starts.
 """
 
@@ -44,7 +44,7 @@ from shared.problems import (
     validation_problem,
 )
 from shared.regions import Level, Region, RegionDirectory, directory, level_of
-from shared.topics import REGION_COUNTERS, topic_name
+from shared.topics import VILLAGE_COUNTERS, topic_name
 
 log = logging.getLogger("ucj.coverage.api")
 
@@ -198,7 +198,7 @@ def create_app(settings: CoverageApiSettings) -> FastAPI:
     view = RegionCountersView()
     hub = ChangeHub()
     feed = CountersFeed(view, hub, bootstrap_servers=settings.kafka_bootstrap_servers,
-                        topic=topic_name(REGION_COUNTERS, settings.topic_prefix))
+                        topic=topic_name(VILLAGE_COUNTERS, settings.topic_prefix))
     ctx = CoverageContext(settings, view, hub, feed)
 
     @asynccontextmanager
@@ -210,7 +210,7 @@ def create_app(settings: CoverageApiSettings) -> FastAPI:
             await migrate(pool, MIGRATIONS)
             app.state.keys = KeyStore(pool, settings.bootstrap_api_key)
             ctx.pool = pool
-            feed_task = asyncio.create_task(ctx.feed.run(), name="region-counters-feed")
+            feed_task = asyncio.create_task(ctx.feed.run(), name="village-counters-feed")
             try:
                 yield
             finally:

@@ -1,11 +1,14 @@
-"""The coverage API's read side: region counters summed over the worker's source partitions.
+"""The coverage API's read side: village counters added up to every region level.
 
-The coverage worker publishes, per (region, source partition), the absolute counters of that
-partition to the compacted topic `ucj.coverage.region-counters` (key `"<region>@<partition>"`).
-`RegionCountersView` holds the newest value per key and sums a region's partitions; it is pure
-(no I/O) so the rules are tested without a broker. `CountersFeed` reads the topic into the view
-from the beginning (no consumer group: every API process holds all regions) and tells stream
-subscribers which regions changed. `coverage_of` renders one region the way the contract says.
+The coverage worker publishes, per (regency, source partition), the absolute counters of that
+partition's villages in the regency to the compacted topic `ucj.coverage.village-counters`
+(key `"<regency>@<partition>"`, value `{"regency", "partition", "villages": {code: counters},
+"updated_at"}`). `RegionCountersView` holds the newest group per key and keeps running totals
+for every village, district, regency, province and the nation: a new group moves the totals
+by its difference from the group it replaces. It is pure (no I/O), so the rules are tested
+without a broker. `CountersFeed` reads the topic into the view from the beginning (no consumer
+group: every API process holds all regions) and tells stream subscribers which regions
+changed. `coverage_of` renders one region the way the contract says.
 """
 
 from __future__ import annotations
@@ -25,44 +28,64 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from shared.regions import RegionDirectory, directory, level_of
+
 log = logging.getLogger("ucj.coverage.counters")
 
 SEGMENTS = ("PU", "BPU", "JAKON", "PMI")
 STATUS_COUNTERS = ("registered", "active", "inactive", "terminated")
 
 Counters = dict[str, int]
+Villages = dict[str, Counters]
 
 
 class MalformedCounters(ValueError):
-    """A region-counters message that does not have the published shape."""
+    """A village-counters message that does not have the published shape."""
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionSlice:
-    """What one source partition of the worker counts in one region."""
+class VillageGroup:
+    """What one source partition of the worker counts in the villages of one regency."""
 
-    counters: Counters
+    villages: Villages
     updated_at: datetime | None
 
 
 def parse_key(key: str) -> tuple[str, int]:
     """`"12.75@3"` → `("12.75", 3)`."""
-    region, sep, partition = key.rpartition("@")
-    if not sep or not region or not partition.isascii() or not partition.isdigit():
-        raise MalformedCounters(f"key {key[:60]!r} is not <region>@<partition>")
-    return region, int(partition)
+    regency, sep, partition = key.rpartition("@")
+    if not sep or level_of(regency) != "regency" or not partition.isascii() \
+            or not partition.isdigit():
+        raise MalformedCounters(f"key {key[:60]!r} is not <regency>@<partition>")
+    return regency, int(partition)
 
 
-def parse_slice(region: str, partition: int, value: Mapping[str, Any]) -> PartitionSlice:
+def parse_group(regency: str, partition: int, value: Any,
+                regions: RegionDirectory) -> VillageGroup:
     if not isinstance(value, Mapping):
         raise MalformedCounters("value is not a JSON object")
-    if value.get("region", region) != region:
-        raise MalformedCounters(f"value is for region {value.get('region')!r}, key for {region!r}")
+    if value.get("regency", regency) != regency:
+        raise MalformedCounters(f"value is for regency {value.get('regency')!r}, "
+                                f"key for {regency!r}")
     if value.get("partition", partition) != partition:
         raise MalformedCounters("value and key name different partitions")
-    raw = value.get("counters")
+    raw = value.get("villages")
     if not isinstance(raw, Mapping):
-        raise MalformedCounters("counters is not a JSON object")
+        raise MalformedCounters("villages is not a JSON object")
+    villages: Villages = {}
+    for village, raw_counters in raw.items():
+        if not isinstance(village, str) or not regions.is_village(village) \
+                or not village.startswith(regency + "."):
+            raise MalformedCounters(f"{str(village)[:40]!r} is not a village of {regency}")
+        counters = _counters(raw_counters)
+        if counters:
+            villages[village] = counters
+    return VillageGroup(villages, _timestamp(value.get("updated_at")))
+
+
+def _counters(raw: Any) -> Counters:
+    if not isinstance(raw, Mapping):
+        raise MalformedCounters("a village's counters are not a JSON object")
     counters: Counters = {}
     for name, count in raw.items():
         # bool is an int in Python; a counter never is one.
@@ -70,7 +93,7 @@ def parse_slice(region: str, partition: int, value: Mapping[str, Any]) -> Partit
             raise MalformedCounters(f"counter {str(name)[:40]!r} is not a non-negative integer")
         if count:
             counters[name] = count
-    return PartitionSlice(counters, _timestamp(value.get("updated_at")))
+    return counters
 
 
 def _timestamp(raw: Any) -> datetime | None:
@@ -85,56 +108,75 @@ def _timestamp(raw: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _difference(new: Counters, old: Counters) -> Counters:
+    names = new.keys() | old.keys()
+    return {n: d for n in names if (d := new.get(n, 0) - old.get(n, 0))}
+
+
 class RegionCountersView:
-    """The newest counters per (region, source partition); a region's counters are the sum.
+    """The newest village group per (regency, source partition), and every region's totals.
 
     Values are absolute, so applying the same message again, or replaying the whole topic,
     leaves the view as it was. Messages are applied in the topic's order: the last one per key
-    is the newest (timestamps from different worker instances are not compared).
+    is the newest (timestamps from different worker instances are not compared). A region's
+    `updated_at` is the newest timestamp of a message that changed its counters.
     """
 
-    def __init__(self) -> None:
-        self._slices: dict[str, dict[int, PartitionSlice]] = {}
+    def __init__(self, regions: RegionDirectory | None = None) -> None:
+        self._regions = regions or directory()
+        self._groups: dict[tuple[str, int], VillageGroup] = {}
+        self._totals: dict[str, Counters] = {}
+        self._updated: dict[str, datetime] = {}
         self._changed: set[str] = set()
 
     def apply(self, key: str, value: Mapping[str, Any] | None) -> str:
-        """Apply one message (None is a tombstone: that partition no longer counts the region).
+        """Apply one message (None is a tombstone: that partition no longer counts there).
 
-        Returns the region's code; raises MalformedCounters and changes nothing on a bad one.
+        Returns the regency's code; raises MalformedCounters and changes nothing on a bad one.
         """
-        region, partition = parse_key(key)
-        if value is None:
-            slices = self._slices.get(region)
-            if slices is not None and slices.pop(partition, None) is not None:
-                if not slices:
-                    del self._slices[region]
-                self._changed.add(region)
-            return region
-        new = parse_slice(region, partition, value)
-        slices = self._slices.setdefault(region, {})
-        old = slices.get(partition)
-        slices[partition] = new
-        if old is None or old.counters != new.counters:
+        regency, partition = parse_key(key)
+        new = None if value is None else parse_group(regency, partition, value, self._regions)
+        old = self._groups.pop((regency, partition), None)
+        if new is not None:
+            self._groups[(regency, partition)] = new
+        old_villages = old.villages if old else {}
+        new_villages = new.villages if new else {}
+        for village in old_villages.keys() | new_villages.keys():
+            delta = _difference(new_villages.get(village, {}), old_villages.get(village, {}))
+            if delta:
+                self._move(village, delta, new.updated_at if new else None)
+        return regency
+
+    def _move(self, village: str, delta: Counters, moment: datetime | None) -> None:
+        for region in self._regions.lineage(village):
+            totals = self._totals.setdefault(region, {})
+            for name, change in delta.items():
+                total = totals.get(name, 0) + change
+                if total:
+                    totals[name] = total
+                else:
+                    del totals[name]
+            if not totals:
+                del self._totals[region]
+            if moment is not None and (region not in self._updated
+                                       or self._updated[region] < moment):
+                self._updated[region] = moment
             self._changed.add(region)
-        return region
 
     def counters(self, code: str) -> Counters:
         """The region's counters summed over partitions; the standard ones are always present."""
         total: Counters = dict.fromkeys(STATUS_COUNTERS, 0)
         for name in segment_counter_names():
             total[name] = 0
-        for piece in self._slices.get(code, {}).values():
-            for name, count in piece.counters.items():
-                total[name] = total.get(name, 0) + count
+        total.update(self._totals.get(code, {}))
         return total
 
     def updated_at(self, code: str) -> datetime | None:
-        moments = [s.updated_at for s in self._slices.get(code, {}).values() if s.updated_at]
-        return max(moments) if moments else None
+        return self._updated.get(code)
 
     def regions(self) -> set[str]:
-        """Codes of the regions some partition counts."""
-        return set(self._slices)
+        """Codes of the regions with any participant counted."""
+        return set(self._totals)
 
     def take_changes(self) -> set[str]:
         """Regions whose counters changed since the last call."""
@@ -290,7 +332,7 @@ class _TopicMissing(Exception):
 
 
 class CountersFeed:
-    """Reads the region-counters topic from the beginning into the view, then follows it.
+    """Reads the village-counters topic from the beginning into the view, then follows it.
 
     No consumer group and no commits: every API process assigns itself all partitions and
     keeps the whole (small, compacted) topic in memory. `ready` is set once the view has
@@ -324,13 +366,13 @@ class CountersFeed:
             except _TopicMissing:
                 # The stack creates topics (the broker does not): wait for it, quietly.
                 log.log(logging.DEBUG if missing_logged else logging.WARNING,
-                        "region-counters feed: topic %s does not exist yet; waiting", self.topic)
+                        "village-counters feed: topic %s does not exist yet; waiting", self.topic)
                 missing_logged = True
             except (KafkaError, OSError) as exc:
-                log.warning("region-counters feed: %s: %s; retrying in %.1fs",
+                log.warning("village-counters feed: %s: %s; retrying in %.1fs",
                             type(exc).__name__, exc, delay)
             except Exception:
-                log.exception("region-counters feed failed; retrying in %.1fs", delay)
+                log.exception("village-counters feed failed; retrying in %.1fs", delay)
             if self._followed:  # it worked for a while: retry soon again
                 self._followed, delay = False, self._retry_min
             await asyncio.sleep(delay)
@@ -357,7 +399,7 @@ class CountersFeed:
                 else:
                     await consumer.seek_to_beginning(tp)
             ends = await consumer.end_offsets(tps) if not self.ready.is_set() else {}
-            log.info("region-counters feed: following %s (%d partitions)", self.topic, len(tps))
+            log.info("village-counters feed: following %s (%d partitions)", self.topic, len(tps))
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
                 for tp, messages in batch.items():
@@ -369,7 +411,7 @@ class CountersFeed:
                     self.hub.publish(changed)
                 if not self.ready.is_set() and await self._caught_up(consumer, ends):
                     self.ready.set()
-                    log.info("region-counters feed: caught up (%d regions)",
+                    log.info("village-counters feed: caught up (%d regions)",
                              len(self.view.regions()))
         finally:
             await consumer.stop()
@@ -414,5 +456,5 @@ class CountersFeed:
             self.view.apply(key.decode("utf-8"), decoded)
         except (MalformedCounters, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
             self.malformed += 1
-            log.error("region-counters feed: skipped malformed message at %s[%d]@%d: %s",
+            log.error("village-counters feed: skipped malformed message at %s[%d]@%d: %s",
                       self.topic, partition, offset, exc)

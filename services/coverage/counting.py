@@ -10,7 +10,7 @@ changes no fact, so it changes no counter: counting is exactly once without tran
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from shared.events import (
     ParticipantState,
     Payload,
 )
+from shared.regions import regency_of
 
 SEGMENTS = ("PU", "BPU", "JAKON", "PMI")
 REGISTRATION = "registration"
@@ -114,57 +115,71 @@ def contribution(state: CountedState) -> Counters:
     return counters
 
 
-def transition_deltas(
-    before: CountedState | None, after: CountedState | None, lineage: Callable[[str], list[str]]
-) -> dict[str, Counters]:
-    """Counter changes per region (the village and all its ancestors) for one state change."""
+def transition_deltas(before: CountedState | None, after: CountedState | None
+                      ) -> dict[str, Counters]:
+    """Counter changes per village for one state change. Districts, regencies and above are
+    sums of their villages: readers add them up (services/coverage/counters_view.py)."""
     deltas: dict[str, Counters] = defaultdict(dict)
     for state, sign in ((before, -1), (after, +1)):
         if state is None:
             continue
-        for region in lineage(state.village):
-            region_deltas = deltas[region]
-            for name, value in contribution(state).items():
-                region_deltas[name] = region_deltas.get(name, 0) + sign * value
-    return {r: {k: v for k, v in c.items() if v} for r, c in deltas.items()
-            if any(c.values())}
+        village_deltas = deltas[state.village]
+        for name, value in contribution(state).items():
+            village_deltas[name] = village_deltas.get(name, 0) + sign * value
+    return {v: {k: n for k, n in c.items() if n} for v, c in deltas.items() if any(c.values())}
+
+
+Villages = dict[str, Counters]  # village code → its counters
 
 
 class PartitionLedger:
-    """Absolute counters per (source partition, region), and which ones changed since the last
-    publication. In memory: rebuilt from the facts table whenever partitions are recovered."""
+    """Absolute village counters per (source partition, regency), and which of those groups
+    changed since the last publication. In memory: rebuilt from the facts table whenever
+    partitions are recovered. One message per changed group, not per region, keeps what is
+    published small however many villages and levels a burst of events touches."""
 
     def __init__(self) -> None:
-        self._counters: dict[int, dict[str, Counters]] = defaultdict(dict)
+        self._groups: dict[int, dict[str, Villages]] = defaultdict(dict)
         self._dirty: set[tuple[int, str]] = set()
 
     def add(self, partition: int, deltas: dict[str, Counters]) -> None:
-        regions = self._counters[partition]
-        for region, changes in deltas.items():
-            counters = regions.setdefault(region, {})
+        groups = self._groups[partition]
+        for village, changes in deltas.items():
+            regency = regency_of(village)
+            villages = groups.setdefault(regency, {})
+            counters = villages.setdefault(village, {})
             for name, value in changes.items():
-                counters[name] = counters.get(name, 0) + value
-            self._dirty.add((partition, region))
+                total = counters.get(name, 0) + value
+                if total:
+                    counters[name] = total
+                else:
+                    counters.pop(name, None)
+            if not counters:
+                del villages[village]
+            self._dirty.add((partition, regency))
 
     def rebuild(self, partition: int, states: Iterable[CountedState],
-                lineage: Callable[[str], list[str]], known_regions: Iterable[str] = ()) -> None:
-        """Counters of one partition from scratch; regions known to have been published before
-        are marked changed too, so a region that dropped to zero is published as zero."""
-        self._counters[partition] = {}
+                known_regencies: Iterable[str] = ()) -> None:
+        """Counters of one partition from scratch; regencies known to have been published
+        before are marked changed too, so a regency left empty is published as empty."""
+        self._groups[partition] = {}
         for state in states:
-            self.add(partition, transition_deltas(None, state, lineage))
-        for region in known_regions:
-            self._counters[partition].setdefault(region, {})
-            self._dirty.add((partition, region))
+            self.add(partition, transition_deltas(None, state))
+        for regency in known_regencies:
+            self._groups[partition].setdefault(regency, {})
+            self._dirty.add((partition, regency))
 
     def forget(self, partition: int) -> None:
-        self._counters.pop(partition, None)
+        self._groups.pop(partition, None)
         self._dirty = {(p, r) for p, r in self._dirty if p != partition}
 
-    def drain_changed(self) -> list[tuple[int, str, Counters]]:
-        changed = [(p, r, dict(self._counters.get(p, {}).get(r, {}))) for p, r in self._dirty]
+    def drain_changed(self) -> list[tuple[int, str, Villages]]:
+        """(partition, regency, its villages' counters) for every group changed since the last
+        call; a copy, so publishing may await while events keep counting."""
+        changed = [(p, r, {v: dict(c) for v, c in self._groups.get(p, {}).get(r, {}).items()})
+                   for p, r in sorted(self._dirty)]
         self._dirty.clear()
         return changed
 
-    def counters(self, partition: int, region: str) -> Counters:
-        return {k: v for k, v in self._counters.get(partition, {}).get(region, {}).items() if v}
+    def villages(self, partition: int, regency: str) -> Villages:
+        return {v: dict(c) for v, c in self._groups.get(partition, {}).get(regency, {}).items()}

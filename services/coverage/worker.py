@@ -4,9 +4,10 @@ into live counters for every region level.
 Stage 1, keyed by participant (the source topics' key): the `participant-facts` table keeps
 each participant's newest facts per source; an event turns the state *transition* into
 counter deltas (services/coverage/counting.py), so duplicates and replays count nothing.
-The counters of each source partition are derived state: kept in memory, rebuilt from the
-facts table after every recovery, and published as absolute values per (region, partition) to
-a compacted topic. Readers (the coverage API) sum the partitions; a message published twice
+The village counters of each source partition are derived state: kept in memory, rebuilt from
+the facts table after every recovery, and published as absolute values, one message per
+(regency, partition), to a compacted topic. Readers (the coverage API) sum the partitions and
+add villages up to districts, regencies, provinces and the nation; a message published twice
 or replayed is harmless because it is an absolute value, not a delta.
 
 Run: python -m services.coverage.worker
@@ -33,9 +34,9 @@ from services.coverage.counting import (
     counted_state,
     transition_deltas,
 )
+from services.coverage.faust_transport import App
 from shared.dead_letter import dead_letter
 from shared.events import UnknownEventType, decode
-from shared.regions import directory
 from shared.settings import CommonSettings
 from shared.topics import (
     COVERAGE_APP_ID,
@@ -44,7 +45,7 @@ from shared.topics import (
     MEMBERSHIPS,
     PARTICIPANT_PARTITIONS,
     PARTICIPANTS,
-    REGION_COUNTERS,
+    VILLAGE_COUNTERS,
     topic_name,
 )
 
@@ -64,9 +65,7 @@ class WorkerSettings(CommonSettings):
 
 def create_app(settings: WorkerSettings) -> faust.App:
     prefix = settings.topic_prefix
-    regions = directory()
-    lineage = regions.lineage
-    app = faust.App(
+    app = App(
         f"{prefix}{COVERAGE_APP_ID}",
         broker=[f"kafka://{h}" for h in settings.kafka_bootstrap_servers.split(",")],
         store=settings.store,
@@ -89,7 +88,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     )
     source_names = (topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix))
     source = app.topic(*source_names, key_serializer="raw", value_serializer="raw")
-    counters_topic = app.topic(topic_name(REGION_COUNTERS, prefix),
+    counters_topic = app.topic(topic_name(VILLAGE_COUNTERS, prefix),
                                key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(topic_name(DEAD_LETTER, prefix),
                             key_serializer="raw", value_serializer="raw")
@@ -109,14 +108,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
             state = counted_state(Facts.from_json(stored))
             if partition in states and state is not None:
                 states[partition].append(state)
-        published = await published_regions(settings.kafka_bootstrap_servers,
-                                            topic_name(REGION_COUNTERS, prefix), actives)
+        published = await published_regencies(settings.kafka_bootstrap_servers,
+                                              topic_name(VILLAGE_COUNTERS, prefix), actives)
         for partition in list(ledger_partitions):
             if partition not in actives:
                 ledger.forget(partition)
                 ledger_partitions.discard(partition)
         for partition in actives:
-            ledger.rebuild(partition, states[partition], lineage, published.get(partition, ()))
+            ledger.rebuild(partition, states[partition], published.get(partition, ()))
             ledger_partitions.add(partition)
         health["recovered"] = True
         log.info("counters rebuilt for partitions %s from %d participants", sorted(actives),
@@ -148,19 +147,18 @@ def create_app(settings: WorkerSettings) -> faust.App:
             if after is None:
                 continue  # seen before: counted already
             facts[key] = {"p": partition, **after.to_json()}
-            deltas = transition_deltas(counted_state(before), counted_state(after), lineage)
+            deltas = transition_deltas(counted_state(before), counted_state(after))
             if deltas:
                 ledger.add(partition, deltas)
 
     @app.timer(settings.publish_interval)
     async def publish_counters() -> None:
         now = datetime.now(UTC).isoformat()
-        for partition, region, counters in ledger.drain_changed():
+        for partition, regency, villages in ledger.drain_changed():
             await counters_topic.send(
-                key=f"{region}@{partition}".encode(),
-                value=orjson.dumps({"region": region, "partition": partition,
-                                    "counters": {k: v for k, v in counters.items() if v},
-                                    "updated_at": now}))
+                key=f"{regency}@{partition}".encode(),
+                value=orjson.dumps({"regency": regency, "partition": partition,
+                                    "villages": villages, "updated_at": now}))
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -181,11 +179,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
     return app
 
 
-async def published_regions(
+async def published_regencies(
     bootstrap: str, topic: str, partitions: set[int]
 ) -> dict[int, set[str]]:
-    """Regions whose counters were published for these source partitions (non-zero ones), so a
-    rebuild can publish zero for a region that has none left."""
+    """Regencies whose village counters were published for these source partitions (non-empty
+    ones), so a rebuild can publish an empty group for a regency that has none left."""
     found: dict[int, set[str]] = {}
     if not partitions:
         return found
@@ -193,7 +191,7 @@ async def published_regions(
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in range(REGION_COUNTERS.partitions)]
+        tps = [TopicPartition(topic, p) for p in range(VILLAGE_COUNTERS.partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -205,7 +203,7 @@ async def published_regions(
                 for message in messages:
                     if message.key is not None:
                         latest[message.key.decode()] = bool(
-                            message.value and orjson.loads(message.value).get("counters"))
+                            message.value and orjson.loads(message.value).get("villages"))
                     if message.offset + 1 >= ends[tp]:
                         pending.discard(tp)
             for tp in list(pending):
@@ -214,9 +212,9 @@ async def published_regions(
     finally:
         await consumer.stop()
     for key, nonzero in latest.items():
-        region, _, partition = key.rpartition("@")
+        regency, _, partition = key.rpartition("@")
         if nonzero and partition.isdigit() and int(partition) in partitions:
-            found.setdefault(int(partition), set()).add(region)
+            found.setdefault(int(partition), set()).add(regency)
     return found
 
 

@@ -1,4 +1,4 @@
-"""The coverage API in-process, on the real region-counters topic and PostgreSQL."""
+"""The coverage API in-process, on the real village-counters topic and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from aiokafka import AIOKafkaProducer
 
 from services.coverage.api import create_app
 from services.coverage.settings import CoverageApiSettings
-from shared.topics import REGION_COUNTERS, topic_name
+from shared.regions import directory
+from shared.topics import VILLAGE_COUNTERS, topic_name
 from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
 
 pytestmark = pytest.mark.integration
@@ -29,14 +30,19 @@ async def coverage(infra, prefix):
         yield client, settings
 
 
-async def publish(settings, partition: int, region: str, counters: dict) -> None:
+async def publish(settings, partition: int, regency: str, counters: dict) -> None:
+    """What a worker publishes for `partition` when all it counts in `regency` lives in the
+    regency's first village."""
+    village = next(r.code for r in directory().at_level("village")
+                   if r.code.startswith(regency + "."))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
         await producer.send_and_wait(
-            topic_name(REGION_COUNTERS, settings.topic_prefix),
-            key=f"{region}@{partition}".encode(),
-            value=orjson.dumps({"region": region, "partition": partition, "counters": counters,
+            topic_name(VILLAGE_COUNTERS, settings.topic_prefix),
+            key=f"{regency}@{partition}".encode(),
+            value=orjson.dumps({"regency": regency, "partition": partition,
+                                "villages": {village: counters},
                                 "updated_at": "2026-11-25T10:00:00+00:00"}))
     finally:
         await producer.stop()

@@ -19,12 +19,10 @@ from shared.events import (
     ParticipantRegistered,
     make_envelope,
 )
-from shared.regions import directory
 
 PID = uuid.uuid4()
 BINJAI = "12.75.01.1001"
 MEDAN = "12.71.01.1001"
-lineage = directory().lineage
 
 
 def registered(village=BINJAI, segment="BPU", sequence=1):
@@ -56,15 +54,14 @@ def fold(*events):
         if after is None:
             deltas.append({})
             continue
-        deltas.append(transition_deltas(counted_state(facts), counted_state(after), lineage))
+        deltas.append(transition_deltas(counted_state(facts), counted_state(after)))
         facts = after
     return facts, deltas
 
 
-def test_a_new_registrant_counts_as_registered_and_inactive_at_every_level():
+def test_a_new_registrant_counts_as_registered_and_inactive_in_its_village():
     _, [deltas] = fold(registered())
-    for region in (BINJAI, "12.75.01", "12.75", "12", "ID"):
-        assert deltas[region] == {"registered": 1, "inactive": 1, "BPU.registered": 1}
+    assert deltas == {BINJAI: {"registered": 1, "inactive": 1, "BPU.registered": 1}}
 
 
 def test_a_duplicate_event_changes_no_counter():
@@ -80,33 +77,32 @@ def test_a_replayed_older_event_changes_no_counter():
 
 def test_a_move_takes_the_worker_out_of_the_old_village_and_into_the_new():
     _, [_, move] = fold(registered(), changed(MEDAN, 2))
-    assert move[BINJAI]["registered"] == -1 and move["12.75"]["registered"] == -1
-    assert move[MEDAN]["registered"] == 1 and move["12.71"]["registered"] == 1
-    assert "12" not in move and "ID" not in move  # same province: nothing moves there
+    assert move == {BINJAI: {"registered": -1, "inactive": -1, "BPU.registered": -1},
+                    MEDAN: {"registered": 1, "inactive": 1, "BPU.registered": 1}}
 
 
 def test_a_segment_change_moves_the_segment_counters_only():
     _, [_, move] = fold(registered(), changed(BINJAI, 2, segment="PU"))
-    assert move["ID"] == {"BPU.registered": -1, "PU.registered": 1}
+    assert move == {BINJAI: {"BPU.registered": -1, "PU.registered": 1}}
 
 
 def test_paying_makes_the_worker_active_and_lapsing_inactive_again():
     _, [_, paid, lapsed] = fold(registered(), status("active", 1), status("inactive", 2))
-    assert paid["ID"] == {"inactive": -1, "active": 1, "BPU.active": 1}
-    assert lapsed["ID"] == {"inactive": 1, "active": -1, "BPU.active": -1}
+    assert paid[BINJAI] == {"inactive": -1, "active": 1, "BPU.active": 1}
+    assert lapsed[BINJAI] == {"inactive": 1, "active": -1, "BPU.active": -1}
 
 
 def test_a_terminated_membership_leaves_registered_and_counts_as_terminated():
     _, [_, _, ended] = fold(registered(), status("active", 1), status("terminated", 2,
                                                                        source="claims"))
-    assert ended["ID"] == {"active": -1, "BPU.active": -1, "registered": -1,
+    assert ended[BINJAI] == {"active": -1, "BPU.active": -1, "registered": -1,
                            "BPU.registered": -1, "terminated": 1}
 
 
 def test_a_status_before_the_registration_counts_once_the_registration_arrives():
     _, [early, reg] = fold(status("active", 1), registered())
     assert early == {}
-    assert reg["ID"] == {"registered": 1, "active": 1, "BPU.registered": 1, "BPU.active": 1}
+    assert reg[BINJAI] == {"registered": 1, "active": 1, "BPU.registered": 1, "BPU.active": 1}
 
 
 def test_deregistration_terminates():
@@ -121,21 +117,35 @@ def test_facts_survive_their_json_form():
     assert Facts.from_json(facts.to_json()) == facts
 
 
-def test_the_ledger_rebuild_publishes_zero_for_regions_left_empty():
+def test_the_ledger_groups_village_counters_by_regency():
     ledger = PartitionLedger()
-    ledger.rebuild(3, [CountedState(MEDAN, "PU", "active")], lineage, known_regions=[BINJAI])
+    ledger.add(2, {BINJAI: {"registered": 1, "inactive": 1}, MEDAN: {"registered": 1}})
+    ledger.add(2, {"12.75.01.1002": {"registered": 2}})
+    assert ledger.drain_changed() == [
+        (2, "12.71", {MEDAN: {"registered": 1}}),
+        (2, "12.75", {BINJAI: {"registered": 1, "inactive": 1},
+                      "12.75.01.1002": {"registered": 2}}),
+    ]
+    ledger.add(2, {MEDAN: {"registered": -1}})
+    assert ledger.drain_changed() == [(2, "12.71", {})]  # a village left at zero is dropped
+    assert ledger.drain_changed() == []
+
+
+def test_the_ledger_rebuild_publishes_an_empty_group_for_regencies_left_empty():
+    ledger = PartitionLedger()
+    ledger.rebuild(3, [CountedState(MEDAN, "PU", "active")], known_regencies=["12.75"])
     changed = {(p, r): c for p, r, c in ledger.drain_changed()}
-    assert changed[(3, BINJAI)] == {}
-    assert changed[(3, "ID")] == {"active": 1, "registered": 1, "PU.registered": 1,
-                                  "PU.active": 1}
+    assert changed[(3, "12.75")] == {}
+    assert changed[(3, "12.71")] == {MEDAN: {"active": 1, "registered": 1, "PU.registered": 1,
+                                             "PU.active": 1}}
     assert ledger.drain_changed() == []
 
 
 def test_the_ledger_forgets_a_partition_another_worker_now_owns():
     ledger = PartitionLedger()
-    ledger.add(1, {"ID": {"registered": 1}})
+    ledger.add(1, {BINJAI: {"registered": 1}})
     ledger.forget(1)
-    assert ledger.drain_changed() == [] and ledger.counters(1, "ID") == {}
+    assert ledger.drain_changed() == [] and ledger.villages(1, "12.75") == {}
 
 
 def test_the_fast_event_writer_makes_the_same_event_as_the_models():
