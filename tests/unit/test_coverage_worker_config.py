@@ -1,0 +1,21 @@
+"""The coverage worker's Kafka settings that decide how fast a burst of events is counted."""
+
+from __future__ import annotations
+
+from services.coverage.faust_transport import FETCH_MAX_WAIT_MS
+from services.coverage.worker import WorkerSettings, create_app
+
+
+async def test_the_worker_consumer_waits_at_most_50_ms_per_fetch_not_faust_s_1_5_s(tmp_path):
+    app = create_app(WorkerSettings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+                                    UCJ_COVERAGE_STATE_DIR=str(tmp_path)))
+    kafka_consumer = app.consumer._thread._create_worker_consumer(app.transport)
+    try:
+        assert kafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 50
+    finally:
+        await kafka_consumer.stop()
+
+
+def test_the_worker_batches_what_it_produces_for_10_ms(tmp_path):
+    app = create_app(WorkerSettings(UCJ_COVERAGE_STATE_DIR=str(tmp_path)))
+    assert app.conf.producer_linger == 0.01
