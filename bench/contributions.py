@@ -3,10 +3,12 @@
     python -m bench.contributions --n 10000 [--region-prefix 12.75] [--chunk 10000]
         [--registration http://127.0.0.1:8001] [--contributions http://127.0.0.1:8002]
         [--coverage http://127.0.0.1:8004] [--api-key dev-bootstrap-key]
+        [--kafka 127.0.0.1:9092]
 
 1. Registers N synthetic BPU workers (Rp 1,000,000, JKK+JKM) in bulk, not measured, and waits
    until the contributions service has learnt them and the coverage counters show them.
-2. Reads the coverage `active` counter of the prefix's regency.
+2. Waits until every consumer group has caught up (the contributions worker learning the new
+   members too), then reads the coverage `active` counter of the prefix's regency.
 3. Posts the payment lines (payer government, funding code SG, one month each) to
    POST /v1/contributions/bulk in chunks of --chunk lines, one request at a time, and prints
    lines/s and latency.
@@ -26,6 +28,8 @@ from typing import Any
 
 import aiohttp
 import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.registrations import (
     check_local,
@@ -41,6 +45,31 @@ POLL = 0.05
 async def coverage_active(session: aiohttp.ClientSession, base: str, code: str) -> int:
     async with session.get(f"{base}/v1/coverage/regions/{code}") as resp:
         return int((await resp.json())["active"])
+
+
+async def wait_consumers_caught_up(bootstrap: str, limit_s: float) -> float:
+    """Wait until every consumer group's committed offsets reach the end of what it reads."""
+    started = time.perf_counter()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await probe.start()
+    try:
+        while time.perf_counter() - started < limit_s:
+            groups = [g[0] for g in await admin.list_consumer_groups()]
+            lag = 0
+            for group in groups:
+                committed = await admin.list_consumer_group_offsets(group)
+                ends = await probe.end_offsets(list(committed))
+                lag += sum(max(0, ends[tp] - meta.offset) for tp, meta in committed.items()
+                           if meta.offset >= 0)
+            if lag == 0:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await probe.stop()
+        await admin.close()
+    return time.perf_counter() - started
 
 
 async def register_all(session, base: str, workers: list[dict]) -> list[str]:
@@ -90,6 +119,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 if (await resp.json())["registered"] >= registered_before + len(ids):
                     break
             await asyncio.sleep(POLL)
+        # And let every consumer (the contributions worker learning the new members too) catch
+        # up, so nothing left over from step 1 competes with the batch for the CPU.
+        settled = await wait_consumers_caught_up(args.kafka, args.counter_timeout)
+        print(f"consumers caught up {settled:.2f} s after the counters")
         baseline = await coverage_active(session, args.coverage, region)
         lines = [{"payment_ref": f"APBD-BENCH-{args.seed}-{i}", "participant_id": pid,
                   "first_period": dues["first_period"], "months": 1, "amount": dues["amount"],
@@ -145,6 +178,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contributions", default="http://127.0.0.1:8002")
     p.add_argument("--coverage", default="http://127.0.0.1:8004")
     p.add_argument("--api-key", default="dev-bootstrap-key")
+    p.add_argument("--kafka", default="127.0.0.1:9092",
+                   help="the stack's broker, to wait until every consumer has caught up")
     p.add_argument("--counter-timeout", type=float, default=120.0)
     p.add_argument("--seed", type=int, default=random.randrange(1_000_000))
     args = p.parse_args(argv)
