@@ -219,16 +219,21 @@ async def published_regencies(
     return found
 
 
+def use_uvloop() -> None:
+    """uvloop for every loop the worker makes (its own and its consumer thread's).
+
+    Called before anything creates a loop: faust's `--loop` option, given to app.main(), is
+    only read by the `faust` command, so it left the worker on the pure-Python asyncio loop,
+    where a fifth of the worker's time went (py-spy, 10,000-event burst)."""
+    mode.loop.use("uvloop")
+
+
 def main() -> None:
     settings = WorkerSettings()
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    # uvloop for every loop the worker makes (its own and its consumer thread's). This must be
-    # set before anything creates a loop: faust's `--loop` option, given to app.main(), is
-    # only read by the `faust` command, so it left the worker on the pure-Python asyncio loop,
-    # where a fifth of the worker's time went (py-spy, 10,000-event burst).
-    mode.loop.use("uvloop")
+    use_uvloop()
     app = create_app(settings)
     sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
     app.main()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import uvloop
+
 from services.coverage.faust_transport import FETCH_MAX_WAIT_MS
-from services.coverage.worker import WorkerSettings, create_app
+from services.coverage.worker import WorkerSettings, create_app, use_uvloop
 
 
 async def test_the_worker_consumer_waits_at_most_50_ms_per_fetch_not_faust_s_1_5_s(tmp_path):
@@ -19,3 +23,16 @@ async def test_the_worker_consumer_waits_at_most_50_ms_per_fetch_not_faust_s_1_5
 def test_the_worker_batches_what_it_produces_for_10_ms(tmp_path):
     app = create_app(WorkerSettings(UCJ_COVERAGE_STATE_DIR=str(tmp_path)))
     assert app.conf.producer_linger == 0.01
+
+
+def test_the_worker_runs_its_loops_on_uvloop():
+    policy = asyncio.get_event_loop_policy()
+    try:
+        use_uvloop()
+        loop = asyncio.new_event_loop()
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(policy)
