@@ -3,17 +3,21 @@
     python -m bench.contributions --n 10000 [--region-prefix 12.75] [--chunk 10000]
         [--registration http://127.0.0.1:8001] [--contributions http://127.0.0.1:8002]
         [--coverage http://127.0.0.1:8004] [--api-key dev-bootstrap-key]
-        [--kafka 127.0.0.1:9092]
+        [--kafka 127.0.0.1:9092] [--no-warmup]
 
-1. Registers N synthetic BPU workers (Rp 1,000,000, JKK+JKM) in bulk, not measured, and waits
-   until the contributions service has learnt them and the coverage counters show them.
+1. Registers 2N synthetic BPU workers (Rp 1,000,000, JKK+JKM; N with --no-warmup) in bulk,
+   not measured, and waits until the contributions service has learnt them and the coverage
+   counters show them.
 2. Waits until every consumer group has caught up (the contributions worker learning the new
-   members too), then reads the coverage `active` counter of the prefix's regency.
-3. Posts the payment lines (payer government, funding code SG, one month each) to
-   POST /v1/contributions/bulk in chunks of --chunk lines, one request at a time, and prints
-   lines/s and latency.
-4. Polls the regency's `active` counter every 50 ms until it has grown by the lines accepted,
-   and prints how long after the last response that took. Last line: a JSON summary.
+   members too).
+3. Warm-up, not measured: pays for the first N workers the way step 4 does and waits for the
+   counters and the consumers again. A Kafka started minutes ago still spends CPU compiling
+   its code (C2 threads), which the two cores then lack; --no-warmup measures that case.
+4. Measured: posts N payment lines (payer government, funding code SG, one month each) to
+   POST /v1/contributions/bulk in chunks of --chunk lines, one request at a time, prints
+   lines/s and latency, then polls the regency's `active` counter every 50 ms until it has
+   grown by the lines accepted and prints how long after the last response that took.
+   Last line: a JSON summary.
 
 A measuring tool, not a test: it asserts nothing and only targets this machine.
 """
@@ -24,6 +28,7 @@ import argparse
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -31,6 +36,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from bench.calibration import calibration_s
 from bench.registrations import (
     check_local,
     counted_region,
@@ -97,11 +103,70 @@ async def wait_learnt(session, base: str, ids: list[str], wait_s: float = 120.0)
     return time.perf_counter() - started
 
 
+@dataclass
+class Batch:
+    lines: int
+    accepted: int
+    rejected: int
+    elapsed: float
+    latencies: list[float]
+    complete_after: float | None
+
+
+async def pay_batch(session, args: argparse.Namespace, region: str, lines: list[dict],
+                    label: str) -> Batch:
+    """Post the lines in chunks of --chunk, then poll the regency's `active` counter until it
+    has grown by the lines accepted."""
+    baseline = await coverage_active(session, args.coverage, region)
+    chunks = [orjson.dumps({"contributions": lines[i:i + args.chunk]})
+              for i in range(0, len(lines), args.chunk)]
+    latencies: list[float] = []
+    accepted = rejected = 0
+    started = time.perf_counter()
+    for chunk in chunks:
+        t0 = time.perf_counter()
+        async with session.post(f"{args.contributions}/v1/contributions/bulk", data=chunk,
+                                headers={"content-type": "application/json"}) as resp:
+            body = await resp.json()
+        latencies.append(time.perf_counter() - t0)
+        accepted += body.get("accepted", 0)
+        rejected += len(body.get("rejected", []))
+        if body.get("rejected"):
+            print("e.g. rejected:", body["rejected"][0])
+    last = time.perf_counter()
+    elapsed = last - started
+    print(f"{label}: {len(lines)} payment lines in {len(chunks)} requests in {elapsed:.2f} s: "
+          f"{len(lines) / elapsed:.1f} lines/s; accepted {accepted}, rejected {rejected}")
+    print("latency ms: " + "  ".join(f"{k} {v}" for k, v in latency_ms(latencies).items()))
+    complete_after = None
+    value = baseline
+    while time.perf_counter() - last < args.counter_timeout:
+        value = await coverage_active(session, args.coverage, region)
+        if value >= baseline + accepted:
+            complete_after = time.perf_counter() - last
+            break
+        await asyncio.sleep(POLL)
+    if complete_after is None:
+        print(f"coverage {region}: active reached {value - baseline} of {accepted} "
+              f"in {args.counter_timeout:.0f} s")
+    else:
+        print(f"coverage {region}: active counters complete {complete_after:.2f} s after "
+              f"the last response (active {value})")
+    return Batch(len(lines), accepted, rejected, elapsed, latencies, complete_after)
+
+
+async def settle(args: argparse.Namespace) -> None:
+    """Let every consumer catch up, so nothing left over competes with the next batch."""
+    settled = await wait_consumers_caught_up(args.kafka, args.counter_timeout)
+    print(f"consumers caught up {settled:.2f} s later")
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {args.api_key}"}
     region = counted_region(args.region_prefix)
     rng = random.Random(args.seed)
-    workers = generate_workers(args.n, load_villages(args.region_prefix), rng)
+    batches = 2 if args.warmup else 1
+    workers = generate_workers(batches * args.n, load_villages(args.region_prefix), rng)
     timeout = aiohttp.ClientTimeout(total=300)
     async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
         async with session.get(f"{args.coverage}/v1/coverage/regions/{region}") as resp:
@@ -119,53 +184,25 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 if (await resp.json())["registered"] >= registered_before + len(ids):
                     break
             await asyncio.sleep(POLL)
-        # And let every consumer (the contributions worker learning the new members too) catch
-        # up, so nothing left over from step 1 competes with the batch for the CPU.
-        settled = await wait_consumers_caught_up(args.kafka, args.counter_timeout)
-        print(f"consumers caught up {settled:.2f} s after the counters")
-        baseline = await coverage_active(session, args.coverage, region)
+        await settle(args)
         lines = [{"payment_ref": f"APBD-BENCH-{args.seed}-{i}", "participant_id": pid,
                   "first_period": dues["first_period"], "months": 1, "amount": dues["amount"],
                   "payer": "government", "funding_code": "SG"} for i, pid in enumerate(ids)]
-        chunks = [orjson.dumps({"contributions": lines[i:i + args.chunk]})
-                  for i in range(0, len(lines), args.chunk)]
-        latencies, accepted, rejected = [], 0, 0
-        started = time.perf_counter()
-        for chunk in chunks:
-            t0 = time.perf_counter()
-            async with session.post(f"{args.contributions}/v1/contributions/bulk", data=chunk,
-                                    headers={"content-type": "application/json"}) as resp:
-                body = await resp.json()
-            latencies.append(time.perf_counter() - t0)
-            accepted += body.get("accepted", 0)
-            rejected += len(body.get("rejected", []))
-            if body.get("rejected"):
-                print("e.g. rejected:", body["rejected"][0])
-        last = time.perf_counter()
-        elapsed = last - started
-        print(f"{len(lines)} payment lines in {len(chunks)} requests in {elapsed:.2f} s: "
-              f"{len(lines) / elapsed:.1f} lines/s; accepted {accepted}, rejected {rejected}")
-        print("latency ms: " + "  ".join(f"{k} {v}" for k, v in latency_ms(latencies).items()))
-        complete_after = None
-        value = baseline
-        while time.perf_counter() - last < args.counter_timeout:
-            value = await coverage_active(session, args.coverage, region)
-            if value >= baseline + accepted:
-                complete_after = time.perf_counter() - last
-                break
-            await asyncio.sleep(POLL)
-        if complete_after is None:
-            print(f"coverage {region}: active reached {value - baseline} of {accepted} "
-                  f"in {args.counter_timeout:.0f} s")
-        else:
-            print(f"coverage {region}: active counters complete {complete_after:.2f} s after "
-                  f"the last response (active {value})")
-    return {"bench": "contributions", "n": args.n, "chunk": args.chunk,
-            "lines_per_s": round(len(lines) / elapsed, 1), "elapsed_s": round(elapsed, 3),
-            "accepted": accepted, "rejected": rejected,
-            "latency_ms": latency_ms(latencies),
-            "active_complete_after_s": None if complete_after is None
-            else round(complete_after, 3)}
+        if args.warmup:
+            await pay_batch(session, args, region, lines[:args.n], "warm-up (not measured)")
+            await settle(args)
+            lines = lines[args.n:]
+        machine = calibration_s()
+        print(f"calibration: {machine:.3f} s for a fixed Python loop (lower is a faster machine)")
+        batch = await pay_batch(session, args, region, lines, "measured")
+    return {"bench": "contributions", "calibration_s": machine, "warmup": args.warmup,
+            "n": args.n, "chunk": args.chunk,
+            "lines_per_s": round(batch.lines / batch.elapsed, 1),
+            "elapsed_s": round(batch.elapsed, 3),
+            "accepted": batch.accepted, "rejected": batch.rejected,
+            "latency_ms": latency_ms(batch.latencies),
+            "active_complete_after_s": None if batch.complete_after is None
+            else round(batch.complete_after, 3)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -182,6 +219,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the stack's broker, to wait until every consumer has caught up")
     p.add_argument("--counter-timeout", type=float, default=120.0)
     p.add_argument("--seed", type=int, default=random.randrange(1_000_000))
+    p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="measure the first batch (by default one unmeasured batch of N lines "
+                        "runs first: a Kafka started minutes ago is still compiling its code)")
     args = p.parse_args(argv)
     for flag in ("registration", "contributions", "coverage"):
         setattr(args, flag, check_local(getattr(args, flag), f"--{flag}"))

@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from bench.calibration import calibration_s
+
 REPO = Path(__file__).resolve().parent.parent
 VILLAGES_CSV = REPO / "shared" / "data" / "regions" / "villages.csv"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -332,6 +334,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     villages = load_villages(args.region_prefix)
     if not villages:
         raise SystemExit(f"no village code starts with {args.region_prefix!r} in {VILLAGES_CSV}")
+    machine = calibration_s()
+    print(f"calibration: {machine:.3f} s for a fixed Python loop (lower is a faster machine)")
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     workers = generate_workers(args.n, villages, random.Random(args.seed))
@@ -408,6 +412,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
     return {
         "bench": "registrations",
+        "calibration_s": machine,
         "mode": args.mode,
         "n": args.n,
         "concurrency": args.concurrency,
