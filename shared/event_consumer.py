@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from shared.dead_letter import dead_letter
-from shared.events import Envelope, Payload, UnknownEventType, decode
+from shared.events import Envelope, Payload, UnknownEventType, decode_message
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +64,20 @@ class EventConsumer:
                 events: list[tuple[Envelope, Payload]] = []
                 for messages in batch.values():
                     for message in messages:
-                        try:
-                            events.append(decode(message.value))
-                        except UnknownEventType:
-                            continue
-                        except ValueError as exc:
-                            await producer.send_and_wait(
-                                self._dead_letter_topic, key=message.key, value=dead_letter(
-                                    consumer=self._group_id, reason=str(exc),
-                                    topic=message.topic, partition=message.partition,
-                                    offset=message.offset, value=message.value))
-                            log.warning("malformed event at %s[%d]@%d sent to the dead-letter "
-                                        "topic", message.topic, message.partition,
-                                        message.offset)
+                        for raw, result in decode_message(message.value):
+                            if isinstance(result, UnknownEventType):
+                                continue
+                            if isinstance(result, ValueError):
+                                await producer.send_and_wait(
+                                    self._dead_letter_topic, key=message.key, value=dead_letter(
+                                        consumer=self._group_id, reason=str(result),
+                                        topic=message.topic, partition=message.partition,
+                                        offset=message.offset, value=raw))
+                                log.warning("malformed event at %s[%d]@%d sent to the "
+                                            "dead-letter topic", message.topic,
+                                            message.partition, message.offset)
+                                continue
+                            events.append(result)
                 if events:
                     await self._handle(events)
                     self.applied += len(events)

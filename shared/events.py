@@ -6,6 +6,11 @@ version: 1, 2, 3 ... per subject and source) and data. JSON on the wire.
 
 No personal data in any event: no NIK, no names, no birth dates. Consumers ignore fields they
 do not know, so payloads can grow without breaking anyone.
+
+A Kafka message carries one envelope (a JSON object, keyed by its subject) or a batch: a JSON
+array of envelopes, in order, all of whose subjects hash to the message's partition (the relay
+sends them so, shared/outbox.py). Either way one subject's events stay in one partition, in
+order. Consumers read both with `events_in`.
 """
 
 from __future__ import annotations
@@ -148,3 +153,36 @@ def decode(raw: bytes) -> tuple[Envelope, Payload]:
     except ValidationError as exc:
         raise ValueError(
             f"malformed event: {exc.errors(include_url=False, include_input=False)}") from exc
+
+
+def events_in(raw: bytes | None) -> list[bytes]:
+    """The wire form of each event in one Kafka message: the message itself, or the elements
+    of a batch. Raises ValueError when a batch is not a JSON array (the whole message is then
+    malformed); a malformed element is left for `decode` to refuse on its own."""
+    if not raw or raw[:1] != b"[":
+        return [raw or b""]
+    try:
+        items = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"malformed batch of events: {exc}") from exc
+    return [orjson.dumps(item) for item in items]
+
+
+Decoded = tuple[Envelope, Payload] | ValueError
+
+
+def decode_message(raw: bytes | None) -> list[tuple[bytes, Decoded]]:
+    """Every event of one Kafka message, in order, each with its envelope and payload or why
+    it cannot be read: UnknownEventType (skip it) or another ValueError (a dead letter, with
+    these bytes). A batch that is not a JSON array is one malformed event."""
+    try:
+        parts = events_in(raw)
+    except ValueError as exc:
+        return [(raw or b"", exc)]
+    out: list[tuple[bytes, Decoded]] = []
+    for part in parts:
+        try:
+            out.append((part, decode(part)))
+        except ValueError as exc:  # UnknownEventType included
+            out.append((part, exc))
+    return out

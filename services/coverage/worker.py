@@ -37,7 +37,7 @@ from services.coverage.counting import (
 )
 from services.coverage.faust_transport import App
 from shared.dead_letter import dead_letter
-from shared.events import UnknownEventType, decode
+from shared.events import Envelope, Payload, UnknownEventType, decode_message
 from shared.settings import CommonSettings
 from shared.topics import (
     COVERAGE_APP_ID,
@@ -129,28 +129,34 @@ def create_app(settings: WorkerSettings) -> faust.App:
     @app.agent(source, concurrency=1)
     async def fold(stream: Any) -> None:
         async for event in stream.events():
-            partition = event.message.partition
-            try:
-                envelope, payload = decode(event.value)
-            except UnknownEventType:
-                continue  # a type this worker does not count (yet): not an error
-            except ValueError as exc:
-                await dead_letters.send(key=event.key, value=dead_letter(
-                    consumer=app.conf.id, reason=str(exc), topic=event.message.topic,
-                    partition=partition, offset=event.message.offset, value=event.value))
-                log.warning("malformed event at %s[%d]@%d sent to the dead-letter topic",
-                            event.message.topic, partition, event.message.offset)
-                continue
-            key = envelope.subject
-            stored = facts.get(key)
-            before = Facts.from_json(stored)
-            after = apply_event(before, envelope, payload)
-            if after is None:
-                continue  # seen before: counted already
-            facts[key] = {"p": partition, **after.to_json()}
-            deltas = transition_deltas(counted_state(before), counted_state(after))
-            if deltas:
-                ledger.add(partition, deltas)
+            # One Kafka message holds one event or a batch of them (shared/events.py).
+            for raw, result in decode_message(event.value):
+                if isinstance(result, UnknownEventType):
+                    continue  # a type this worker does not count (yet): not an error
+                if isinstance(result, ValueError):
+                    await send_dead_letter(event, raw, result)
+                    continue
+                count(event.message.partition, *result)
+
+    def count(partition: int, envelope: Envelope, payload: Payload) -> None:
+        """Fold one event into the facts table and the partition's counters."""
+        key = envelope.subject
+        before = Facts.from_json(facts.get(key))
+        after = apply_event(before, envelope, payload)
+        if after is None:
+            return  # seen before: counted already
+        facts[key] = {"p": partition, **after.to_json()}
+        deltas = transition_deltas(counted_state(before), counted_state(after))
+        if deltas:
+            ledger.add(partition, deltas)
+
+    async def send_dead_letter(event: Any, raw: bytes, problem: ValueError) -> None:
+        message = event.message
+        await dead_letters.send(key=event.key, value=dead_letter(
+            consumer=app.conf.id, reason=str(problem), topic=message.topic,
+            partition=message.partition, offset=message.offset, value=raw))
+        log.warning("malformed event at %s[%d]@%d sent to the dead-letter topic",
+                    message.topic, message.partition, message.offset)
 
     @app.timer(settings.publish_interval)
     async def publish_counters() -> None:

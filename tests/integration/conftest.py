@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.events import Envelope, decode, events_in
 
 BOOTSTRAP_KEY = "test-bootstrap-key"
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -21,9 +25,31 @@ async def asgi_client(app) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+@dataclass(frozen=True)
+class TopicEvent:
+    """One event read from a topic: where its message was, the message's key, the envelope."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    envelope: Envelope
+
+
+async def read_events(bootstrap: str, topic: str, *, expect: int, wait_s: float = 20.0,
+                      partitions: int = 12) -> list[TopicEvent]:
+    """Every event of a topic from the start (one per message, or several in a batch), in
+    each partition's order, waiting until at least `expect` events arrived."""
+    messages = await read_topic(bootstrap, topic, expect=expect, wait_s=wait_s,
+                                partitions=partitions, count=lambda m: len(events_in(m.value)))
+    return [TopicEvent(m.partition, m.offset, m.key, decode(raw)[0])
+            for m in sorted(messages, key=lambda m: (m.partition, m.offset))
+            for raw in events_in(m.value)]
+
+
 async def read_topic(bootstrap: str, topic: str, *, expect: int, wait_s: float = 20.0,
-                     partitions: int = 12) -> list:
-    """Every message of a topic from the start, waiting until at least `expect` arrived."""
+                     partitions: int = 12, count: Callable[[Any], int] = lambda m: 1) -> list:
+    """Every message of a topic from the start, waiting until at least `expect` arrived
+    (as `count` counts each message)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False)
     await consumer.start()
@@ -32,12 +58,14 @@ async def read_topic(bootstrap: str, topic: str, *, expect: int, wait_s: float =
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         messages: list = []
+        seen = 0
         deadline = asyncio.get_running_loop().time() + wait_s
         while asyncio.get_running_loop().time() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for chunk in batch.values():
                 messages.extend(chunk)
-            if len(messages) >= expect and not batch:
+                seen += sum(count(m) for m in chunk)
+            if seen >= expect and not batch:
                 break
         return messages
     finally:

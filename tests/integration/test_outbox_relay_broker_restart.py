@@ -14,11 +14,11 @@ import pytest
 
 from deploy.local import stack
 from shared.db import create_pool, migrate
-from shared.events import ParticipantChanged, decode, make_envelope
+from shared.events import ParticipantChanged, make_envelope
 from shared.kafka import idempotent_producer
 from shared.outbox import OutboxRelay, add_events
 from shared.topics import PARTICIPANTS, topic_name
-from tests.integration.conftest import read_topic
+from tests.integration.conftest import read_events
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +74,8 @@ async def test_the_relay_keeps_every_event_and_each_subjects_order_across_a_brok
         await write_events(1, ROUNDS // 2)
         await asyncio.to_thread(restart_broker)  # events keep being written meanwhile
         await write_events(ROUNDS // 2 + 1, ROUNDS)
-        messages = await read_topic(bootstrap, topic, expect=len(SUBJECTS) * ROUNDS,
-                                    wait_s=90)
+        events = await read_events(bootstrap, topic, expect=len(SUBJECTS) * ROUNDS,
+                                   wait_s=90)
         async with pool.acquire() as conn:
             left = await conn.fetchval("SELECT count(*) FROM outbox")
     finally:
@@ -85,8 +85,8 @@ async def test_the_relay_keeps_every_event_and_each_subjects_order_across_a_brok
         await pool.close()
 
     first_seen: dict[str, list[int]] = defaultdict(list)
-    for message in sorted(messages, key=lambda m: (m.partition, m.offset)):
-        envelope, _ = decode(message.value)
+    for found in events:
+        envelope = found.envelope
         if envelope.sequence not in first_seen[envelope.subject]:
             first_seen[envelope.subject].append(envelope.sequence)
     assert left == 0
@@ -111,12 +111,12 @@ async def test_two_relays_on_one_database_publish_through_one_leader(infra, pref
         for sequence in range(1, 51):
             async with pool.acquire() as conn:
                 await add_events(conn, topic, [event(subject, sequence)])
-        messages = await read_topic(infra.bootstrap, topic, expect=50)
+        events = await read_events(infra.bootstrap, topic, expect=50)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
         for producer in producers:
             await producer.stop()
         await pool.close()
-    assert [decode(m.value)[0].sequence for m in messages] == list(range(1, 51))
+    assert [e.envelope.sequence for e in events] == list(range(1, 51))
     assert sorted(r.published for r in relays) == [0, 50]

@@ -8,15 +8,15 @@ import uuid
 import asyncpg
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from deploy.local import stack
 from services.registration.api import create_app
 from services.registration.settings import RegistrationSettings
-from shared.events import decode
 from shared.kafka import idempotent_producer
 from shared.outbox import OutboxRelay
 from shared.topics import PARTICIPANTS, topic_name
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, read_topic
+from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, read_events
 
 BINJAI_VILLAGE = "12.75.01.1001"
 MEDAN_VILLAGE = "12.71.01.1001"
@@ -261,13 +261,17 @@ async def test_the_relay_publishes_the_outbox_in_order_and_empties_it(service, a
     relay = OutboxRelay(settings.database_url, producer)
     task = asyncio.create_task(relay.run(stop))
     try:
-        messages = await read_topic(infra.bootstrap,
-                                    topic_name(PARTICIPANTS, settings.topic_prefix), expect=4)
+        events = await read_events(infra.bootstrap,
+                                   topic_name(PARTICIPANTS, settings.topic_prefix), expect=4)
     finally:
         stop.set()
         await task
         await producer.stop()
-    events = [decode(m.value)[0] for m in messages]
-    assert [e.sequence for e in events] == [1, 2, 3, 4]
-    assert {m.key.decode() for m in messages} == {pid}
+    assert [e.envelope.sequence for e in events] == [1, 2, 3, 4]
+    assert {e.envelope.subject for e in events} == {pid}
+    # Already in the outbox together, they travel as one batch, in the partition the
+    # participant's key hashes to (as a keyed message of its own would).
+    assert len({(e.partition, e.offset) for e in events}) == 1
+    assert events[0].partition == DefaultPartitioner()(pid.encode(), list(range(12)),
+                                                       list(range(12)))
     assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
