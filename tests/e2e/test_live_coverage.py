@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import uuid
 
 import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
+from shared.events import ParticipantChanged, ParticipantRegistered, envelope_bytes
 from shared.topics import DEAD_LETTER, PARTICIPANTS, topic_name
 from tests.e2e.conftest import AUTH, synthetic_worker, wait_for_worker
 from tests.integration.conftest import read_topic
@@ -174,6 +177,53 @@ def test_a_malformed_event_goes_to_the_dead_letter_topic_and_the_worker_keeps_go
                             f"{running_stack.infra.prefix}ucj-contributions"}
     for letter in letters.values():
         assert "malformed" in letter["reason"] and letter["value"] == "{not json"
+
+
+def test_a_malformed_event_inside_a_batch_is_a_dead_letter_alone_and_the_rest_counts(
+        running_stack):
+    pid = str(uuid.uuid4())
+    data = {"participant_id": pid, "kpj": "99000000001", "region_code": "12.75.01.1002",
+            "segment": "BPU", "employer_id": None, "monthly_income": 1_000_000,
+            "programs": ["JKK", "JKM"], "registered_on": "2026-11-20"}
+    registered = envelope_bytes(ParticipantRegistered, data, source="registration",
+                                subject=pid, sequence=1)
+    moved = envelope_bytes(ParticipantChanged, {**data, "region_code": "12.75.02.1001",
+                                                "changed": ["region_code"]},
+                           source="registration", subject=pid, sequence=2)
+    broken = b'{"type":"participant.registered","broken":true}'
+    # As the relay sends it: one message, in the partition the participant's key hashes to.
+    partition = DefaultPartitioner()(pid.encode(), list(range(12)), list(range(12)))
+    before = snapshot(running_stack, ["12.75.01", "12.75.02"])
+
+    async def send_batch() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=running_stack.infra.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic_name(PARTICIPANTS, running_stack.infra.prefix),
+                                         b"[" + b",".join((registered, broken, moved)) + b"]",
+                                         key=b"batch-garbage", partition=partition)
+        finally:
+            await producer.stop()
+
+    asyncio.run(send_batch())
+
+    def counted():
+        now = snapshot(running_stack, ["12.75.01", "12.75.02"])
+        moved_in = now["12.75.02"]["registered"] - before["12.75.02"]["registered"]
+        left = now["12.75.01"]["registered"] - before["12.75.01"]["registered"]
+        return True if (moved_in, left) == (1, 0) else (moved_in, left)
+
+    wait_until(counted, 15, "both good events of the batch counted, in order")
+    dead = asyncio.run(read_topic(running_stack.infra.bootstrap,
+                                  topic_name(DEAD_LETTER, running_stack.infra.prefix),
+                                  expect=2, partitions=DEAD_LETTER.partitions))
+    letters = {orjson.loads(m.value)["consumer"]: orjson.loads(m.value) for m in dead
+               if m.key == b"batch-garbage"}
+    assert set(letters) == {f"{running_stack.infra.prefix}ucj-coverage",
+                            f"{running_stack.infra.prefix}ucj-contributions"}
+    for letter in letters.values():
+        assert orjson.loads(letter["value"]) == {"type": "participant.registered",
+                                                 "broken": True}
 
 
 def test_a_restarted_coverage_api_shows_the_same_counters(running_stack):
