@@ -1,8 +1,9 @@
 """The coverage worker: a faust-streaming app that folds participant and membership events
 into live counters for every region level.
 
-Stage 1, keyed by participant (the source topics' key): the `participant-facts` table keeps
-each participant's newest facts per source; an event turns the state *transition* into
+Stage 1, keyed by participant (each event's subject; a source message holds one event or a
+batch of one partition's events): the `participant-facts` table keeps each participant's
+newest facts per source; an event turns the state *transition* into
 counter deltas (services/coverage/counting.py), so duplicates and replays count nothing.
 The village counters of each source partition are derived state: kept in memory, rebuilt from
 the facts table after every recovery, and published as absolute values, one message per
