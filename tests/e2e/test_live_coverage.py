@@ -148,6 +148,26 @@ def test_killing_the_worker_and_the_relay_mid_stream_loses_and_doubles_nothing(r
                for c in ["12.75", "ID"])
 
 
+def participant_consumers(running) -> set[str]:
+    """The consumer groups that read the participants topic."""
+    return {f"{running.infra.prefix}ucj-coverage", f"{running.infra.prefix}ucj-contributions"}
+
+
+def dead_letters(running, key: bytes, timeout: float = 15.0) -> dict[str, dict]:
+    """The dead letters sent under `key`, per consumer, once every participant consumer has
+    sent one (or the timeout passed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dead = asyncio.run(read_topic(running.infra.bootstrap,
+                                      topic_name(DEAD_LETTER, running.infra.prefix),
+                                      expect=1, wait_s=2, partitions=DEAD_LETTER.partitions))
+        letters = {orjson.loads(m.value)["consumer"]: orjson.loads(m.value) for m in dead
+                   if m.key == key}
+        if set(letters) >= participant_consumers(running) or time.monotonic() > deadline:
+            return letters
+        time.sleep(0.2)
+
+
 def test_a_malformed_event_goes_to_the_dead_letter_topic_and_the_worker_keeps_going(
         running_stack):
 
@@ -167,14 +187,9 @@ def test_a_malformed_event_goes_to_the_dead_letter_topic_and_the_worker_keeps_go
                           headers=AUTH, timeout=10)
     assert response.status_code == 201
     wait_until(lambda: coverage(running_stack, "12.75")["registered"] == before + 1 or None, 10)
-    dead = asyncio.run(read_topic(running_stack.infra.bootstrap,
-                                  topic_name(DEAD_LETTER, running_stack.infra.prefix),
-                                  expect=1, partitions=DEAD_LETTER.partitions))
-    letters = {orjson.loads(m.value)["consumer"]: orjson.loads(m.value) for m in dead
-               if m.key == b"garbage"}
     # Every consumer of the topic reports it: the coverage worker and contributions.
-    assert set(letters) == {f"{running_stack.infra.prefix}ucj-coverage",
-                            f"{running_stack.infra.prefix}ucj-contributions"}
+    letters = dead_letters(running_stack, b"garbage")
+    assert set(letters) == participant_consumers(running_stack)
     for letter in letters.values():
         assert "malformed" in letter["reason"] and letter["value"] == "{not json"
 
@@ -214,13 +229,8 @@ def test_a_malformed_event_inside_a_batch_is_a_dead_letter_alone_and_the_rest_co
         return True if (moved_in, left) == (1, 0) else (moved_in, left)
 
     wait_until(counted, 15, "both good events of the batch counted, in order")
-    dead = asyncio.run(read_topic(running_stack.infra.bootstrap,
-                                  topic_name(DEAD_LETTER, running_stack.infra.prefix),
-                                  expect=2, partitions=DEAD_LETTER.partitions))
-    letters = {orjson.loads(m.value)["consumer"]: orjson.loads(m.value) for m in dead
-               if m.key == b"batch-garbage"}
-    assert set(letters) == {f"{running_stack.infra.prefix}ucj-coverage",
-                            f"{running_stack.infra.prefix}ucj-contributions"}
+    letters = dead_letters(running_stack, b"batch-garbage")
+    assert set(letters) == participant_consumers(running_stack)
     for letter in letters.values():
         assert orjson.loads(letter["value"]) == {"type": "participant.registered",
                                                  "broken": True}
