@@ -10,7 +10,7 @@ do not know, so payloads can grow without breaking anyone.
 A Kafka message carries one envelope (a JSON object, keyed by its subject) or a batch: a JSON
 array of envelopes, in order, all of whose subjects hash to the message's partition (the relay
 sends them so, shared/outbox.py). Either way one subject's events stay in one partition, in
-order. Consumers read both with `events_in`.
+order. Consumers read both with `decode_message`.
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ batch again: delivery is at least once, and consumers skip what they have seen b
 order holds even when several processes run a relay.
 
 Events bound for the same partition travel together: one Kafka message holds up to
-EVENTS_PER_MESSAGE of them as a JSON array (shared/events.py `events_in`), in id order, in the
-partition their key hashes to (murmur2, as a keyed message would go). A lone event is sent as
-itself, keyed. Consumers pay most of their cost per Kafka message, not per byte: batching cut
-the coverage workers' lag after a 10,000-payment batch from 2.4-3.5 s to about 1 s.
+EVENTS_PER_MESSAGE of them as a JSON array (read by shared/events.py `decode_message`), in id
+order, in the partition their key hashes to (murmur2, as a keyed message would go). A lone
+event is sent as itself, keyed. Consumers pay most of their cost per Kafka message, not per
+byte: batching cut the coverage workers' lag after a 10,000-payment batch from 2.4-3.5 s to
+about 1 s.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ async def coverage(infra, prefix):
 async def publish(settings, partition: int, regency: str, counters: dict) -> None:
     """What a worker publishes for `partition` when all it counts in `regency` lives in the
     regency's first village."""
-    village = next(r.code for r in directory().at_level("village")
-                   if r.code.startswith(regency + "."))
+    regions = directory()
+    village = regions.children(regions.children(regency)[0].code)[0].code
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
