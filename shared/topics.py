@@ -25,23 +25,16 @@ MEMBERSHIPS = TopicSpec("ucj.memberships", PARTICIPANT_PARTITIONS)
 CLAIMS = TopicSpec("ucj.claims", PARTICIPANT_PARTITIONS)
 # Malformed messages, with the reason, so the consumers keep going.
 DEAD_LETTER = TopicSpec("ucj.dead-letter", 6)
-# Absolute village counters published by the coverage worker, one message per regency and source
-# partition (key regency@partition); readers add them up to districts, regencies and above.
-VILLAGE_COUNTERS = TopicSpec("ucj.coverage.village-counters", 6, compacted=True)
-
+# The coverage workers' consumer group (faust app id). Their counting state is in the coverage
+# database, not in faust tables: no changelog topic.
 COVERAGE_APP_ID = "ucj-coverage"
-# Faust's own changelog topic for the participant facts table (created by us, like the others,
-# because the broker does not auto-create topics).
-FACTS_TABLE = "participant-facts"
-FACTS_CHANGELOG = TopicSpec(f"{COVERAGE_APP_ID}-{FACTS_TABLE}-changelog", PARTICIPANT_PARTITIONS,
-                            compacted=True)
 
 SOURCE_TOPICS = (PARTICIPANTS, MEMBERSHIPS, CLAIMS)
-ALL_TOPICS = (*SOURCE_TOPICS, DEAD_LETTER, VILLAGE_COUNTERS, FACTS_CHANGELOG)
+ALL_TOPICS = (*SOURCE_TOPICS, DEAD_LETTER)
 
 
 # Compacted topics keep the newest value per key. Roll segments often so the log cleaner
-# actually runs: the counters topic gets a new value per changed regency several times a second.
+# actually runs (none is compacted today; kept for the topics that will be).
 COMPACTED_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000",
                     "min.cleanable.dirty.ratio": "0.1"}
 

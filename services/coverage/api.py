@@ -1,8 +1,9 @@
 """The coverage HTTP API: live UCJ counters per region, workforce figures, the SSE stream and
 the operators' dashboard.
 
-Counters come from the village-counters topic (CountersFeed → RegionCountersView, in memory);
-workforce figures from the coverage database. Nothing connects before the lifespan starts.
+Counters and workforce figures are followed from the coverage database into memory
+(counters_feed.CountersFollower → RegionCountersView, WorkforceCache), so reads keep being
+served, marked `stale`, while the database is away. Nothing connects before the lifespan starts.
 """
 
 from __future__ import annotations
@@ -23,17 +24,17 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from services.coverage.counters_feed import DATABASE_AWAY, CountersFollower, WorkforceCache
 from services.coverage.counters_view import (
     SEGMENTS,
     ChangeHub,
     ChangeSubscription,
-    CountersFeed,
     RegionCountersView,
     WorkforceFigure,
     coverage_of,
 )
 from services.coverage.settings import CoverageApiSettings
-from services.coverage.workforce import record_workforce, workforce_of_many
+from services.coverage.workforce import record_workforce
 from shared.auth import Caller, KeyStore, api_keys_router, require
 from shared.db import create_pool, migrate
 from shared.problems import (
@@ -44,7 +45,6 @@ from shared.problems import (
     validation_problem,
 )
 from shared.regions import Level, Region, RegionDirectory, directory, level_of
-from shared.topics import VILLAGE_COUNTERS, topic_name
 
 log = logging.getLogger("ucj.coverage.api")
 
@@ -61,12 +61,6 @@ LEVEL_ABOVE: dict[str, Level] = {
 PARENT_REQUIRED = ("district", "village")
 # What the stream sends when the client names no regions: the levels of the dashboard's overview.
 OVERVIEW_LEVELS: tuple[Level, ...] = ("national", "province", "regency")
-
-# The database being down or restarting (not a bug in a query).
-DATABASE_AWAY: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-)
 
 TargetQuery = Annotated[float | None, Query(
     gt=0, le=1, description="A UCJ target as a fraction (0.5115 for 51.15%): adds "
@@ -125,6 +119,8 @@ class RegionCoverage(BaseModel):
     by_segment: dict[str, SegmentCounts] = Field(description=f"keys: {', '.join(SEGMENTS)}")
     ucj: float | None = Field(description="active / workforce, 6 decimals; null without workforce")
     updated_at: str | None
+    stale: bool = Field(description="true while the coverage database has not been read for a "
+                        "few seconds: the counters shown are the last ones held")
     target: float | None = Field(default=None, description="only when ?target= is given")
     gap_to_target: int | None = Field(
         default=None, description="only when ?target= is given: max(0, ceil(target × workforce)"
@@ -147,7 +143,8 @@ class CoverageContext:
     settings: CoverageApiSettings
     view: RegionCountersView
     hub: ChangeHub
-    feed: CountersFeed
+    feed: CountersFollower
+    workforce: WorkforceCache
     pool: asyncpg.Pool | None = None
     _level_lists: dict[Level, list[Region]] = field(default_factory=dict)
 
@@ -182,24 +179,21 @@ class CoverageContext:
             raise Problem(503, "Service unavailable",
                           "the coverage database does not answer; try again shortly") from None
 
-    async def workforce_many(self, codes: Sequence[str]) -> dict[str, WorkforceFigure]:
-        async with self.database() as pool:
-            return await workforce_of_many(pool, codes)
-
     async def coverage(self, regions: Sequence[Region], target: float | None = None
                        ) -> list[dict[str, Any]]:
-        figures = await self.workforce_many([r.code for r in regions])
-        view = self.view
-        return [coverage_of(r.public(), view.counters(r.code), view.updated_at(r.code),
-                            figures.get(r.code), target=target) for r in regions]
+        """From memory only: served while the database is away, marked stale."""
+        figures, view, stale = self.workforce.figures, self.view, self.feed.stale
+        return [{**coverage_of(r.public(), view.counters(r.code), view.updated_at(r.code),
+                               figures.get(r.code), target=target), "stale": stale}
+                for r in regions]
 
 
 def create_app(settings: CoverageApiSettings) -> FastAPI:
     view = RegionCountersView()
     hub = ChangeHub()
-    feed = CountersFeed(view, hub, bootstrap_servers=settings.kafka_bootstrap_servers,
-                        topic=topic_name(VILLAGE_COUNTERS, settings.topic_prefix))
-    ctx = CoverageContext(settings, view, hub, feed)
+    workforce = WorkforceCache()
+    feed = CountersFollower(view, hub, workforce, lambda: ctx.pool)
+    ctx = CoverageContext(settings, view, hub, feed, workforce)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -210,7 +204,7 @@ def create_app(settings: CoverageApiSettings) -> FastAPI:
             await migrate(pool, MIGRATIONS)
             app.state.keys = KeyStore(pool, settings.bootstrap_api_key)
             ctx.pool = pool
-            feed_task = asyncio.create_task(ctx.feed.run(), name="village-counters-feed")
+            feed_task = asyncio.create_task(ctx.feed.run(), name="counters-follower")
             try:
                 yield
             finally:
@@ -256,14 +250,15 @@ def coverage_router(ctx: CoverageContext) -> APIRouter:
     async def healthz() -> Response:
         if ctx.pool is None:
             raise Problem(503, "Service unavailable", "the database pool is not up yet")
-        if not ctx.feed.ready.is_set():
-            raise Problem(503, "Service unavailable",
-                          f"still reading the counters topic {ctx.feed.topic} from the beginning")
         try:
             await asyncio.wait_for(ctx.pool.fetchval("SELECT 1"), 2)
         except (*DATABASE_AWAY, asyncpg.PostgresError):
-            raise Problem(503, "Service unavailable", "the database does not answer") from None
-        return json_response({"status": "ok"})
+            raise Problem(503, "Service unavailable", "the coverage database does not answer; "
+                          "reads are served from memory, marked stale",
+                          extra={"dependencies": {"database": "away"}}) from None
+        if not ctx.feed.ready.is_set():
+            raise Problem(503, "Service unavailable", "still reading the counters")
+        return json_response({"status": "ok", "dependencies": {"database": "ok"}})
 
     @router.get("/v1/coverage/regions/{code}", tags=["coverage"], responses=one,
                 response_model=None)
@@ -307,10 +302,10 @@ def coverage_router(ctx: CoverageContext) -> APIRouter:
         async with ctx.database() as pool:
             figure = await record_workforce(
                 pool, region.code, WorkforceFigure(body.workforce, body.year, body.source))
+        ctx.workforce.put(region.code, figure)
         log.info("workforce of %s set to %d (%d, %s)", region.code, figure.workforce,
                  figure.year, figure.source)
-        return json_response(coverage_of(region.public(), ctx.view.counters(region.code),
-                                         ctx.view.updated_at(region.code), figure))
+        return json_response((await ctx.coverage([region]))[0])
 
     @router.get(
         "/v1/coverage/stream", tags=["coverage"], response_class=StreamingResponse,

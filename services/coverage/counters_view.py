@@ -1,14 +1,11 @@
 """The coverage API's read side: village counters added up to every region level.
 
-The coverage worker publishes, per (regency, source partition), the absolute counters of that
-partition's villages in the regency to the compacted topic `ucj.coverage.village-counters`
-(key `"<regency>@<partition>"`, value `{"regency", "partition", "villages": {code: counters},
-"updated_at"}`). `RegionCountersView` holds the newest group per key and keeps running totals
-for every village, district, regency, province and the nation: a new group moves the totals
-by its difference from the group it replaces. It is pure (no I/O), so the rules are tested
-without a broker. `CountersFeed` reads the topic into the view from the beginning (no consumer
-group: every API process holds all regions) and tells stream subscribers which regions
-changed. `coverage_of` renders one region the way the contract says.
+The coverage workers keep absolute counters per (source partition, village) in the coverage
+database (services/coverage/counting_store.py); the API's follower (counters_feed.py) reads the
+cells that changed into `RegionCountersView`, which keeps running totals for every village,
+district, regency, province and the nation. The view is pure (no I/O), so the rules are tested
+without a database. `coverage_of` renders one region the way the contract says; `ChangeHub`
+tells stream subscribers which regions changed.
 """
 
 from __future__ import annotations
@@ -23,12 +20,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
-
-from shared.regions import RegionDirectory, directory, level_of
+from services.coverage.counting import CounterCell
+from shared.regions import RegionDirectory, directory
 
 log = logging.getLogger("ucj.coverage.counters")
 
@@ -39,113 +32,39 @@ Counters = dict[str, int]
 Villages = dict[str, Counters]
 
 
-class MalformedCounters(ValueError):
-    """A village-counters message that does not have the published shape."""
-
-
-@dataclass(frozen=True, slots=True)
-class VillageGroup:
-    """What one source partition of the worker counts in the villages of one regency."""
-
-    villages: Villages
-    updated_at: datetime | None
-
-
-def parse_key(key: str) -> tuple[str, int]:
-    """`"12.75@3"` → `("12.75", 3)`."""
-    regency, sep, partition = key.rpartition("@")
-    if not sep or level_of(regency) != "regency" or not partition.isascii() \
-            or not partition.isdigit():
-        raise MalformedCounters(f"key {key[:60]!r} is not <regency>@<partition>")
-    return regency, int(partition)
-
-
-def parse_group(regency: str, partition: int, value: Any,
-                regions: RegionDirectory) -> VillageGroup:
-    if not isinstance(value, Mapping):
-        raise MalformedCounters("value is not a JSON object")
-    if value.get("regency", regency) != regency:
-        raise MalformedCounters(f"value is for regency {value.get('regency')!r}, "
-                                f"key for {regency!r}")
-    if value.get("partition", partition) != partition:
-        raise MalformedCounters("value and key name different partitions")
-    raw = value.get("villages")
-    if not isinstance(raw, Mapping):
-        raise MalformedCounters("villages is not a JSON object")
-    villages: Villages = {}
-    for village, raw_counters in raw.items():
-        if not isinstance(village, str) or not regions.is_village(village) \
-                or not village.startswith(regency + "."):
-            raise MalformedCounters(f"{str(village)[:40]!r} is not a village of {regency}")
-        counters = _counters(raw_counters)
-        if counters:
-            villages[village] = counters
-    return VillageGroup(villages, _timestamp(value.get("updated_at")))
-
-
-def _counters(raw: Any) -> Counters:
-    if not isinstance(raw, Mapping):
-        raise MalformedCounters("a village's counters are not a JSON object")
-    counters: Counters = {}
-    for name, count in raw.items():
-        # bool is an int in Python; a counter never is one.
-        if not isinstance(name, str) or type(count) is not int or count < 0:
-            raise MalformedCounters(f"counter {str(name)[:40]!r} is not a non-negative integer")
-        if count:
-            counters[name] = count
-    return counters
-
-
-def _timestamp(raw: Any) -> datetime | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise MalformedCounters("updated_at is not an ISO timestamp")
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise MalformedCounters("updated_at is not an ISO timestamp") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _difference(new: Counters, old: Counters) -> Counters:
-    names = new.keys() | old.keys()
-    return {n: d for n in names if (d := new.get(n, 0) - old.get(n, 0))}
-
-
 class RegionCountersView:
-    """The newest village group per (regency, source partition), and every region's totals.
-
-    Values are absolute, so applying the same message again, or replaying the whole topic,
-    leaves the view as it was. Messages are applied in the topic's order: the last one per key
-    is the newest (timestamps from different worker instances are not compared). A region's
-    `updated_at` is the newest timestamp of a message that changed its counters.
-    """
+    """The absolute counters of every (source partition, village) cell, and every region's
+    totals: a cell's new value moves the totals of its village, district, regency, province and
+    the nation by its difference from the value it replaces. Values are absolute, so applying
+    the same cells again leaves the view as it was. A region's `updated_at` is when a change
+    to its counters was last seen."""
 
     def __init__(self, regions: RegionDirectory | None = None) -> None:
         self._regions = regions or directory()
-        self._groups: dict[tuple[str, int], VillageGroup] = {}
+        self._cells: dict[tuple[int, str], Counters] = {}
         self._totals: dict[str, Counters] = {}
         self._updated: dict[str, datetime] = {}
         self._changed: set[str] = set()
+        self.unknown_villages = 0
 
-    def apply(self, key: str, value: Mapping[str, Any] | None) -> str:
-        """Apply one message (None is a tombstone: that partition no longer counts there).
-
-        Returns the regency's code; raises MalformedCounters and changes nothing on a bad one.
-        """
-        regency, partition = parse_key(key)
-        new = None if value is None else parse_group(regency, partition, value, self._regions)
-        old = self._groups.pop((regency, partition), None)
-        if new is not None:
-            self._groups[(regency, partition)] = new
-        old_villages = old.villages if old else {}
-        new_villages = new.villages if new else {}
-        for village in old_villages.keys() | new_villages.keys():
-            delta = _difference(new_villages.get(village, {}), old_villages.get(village, {}))
-            if delta:
-                self._move(village, delta, new.updated_at if new else None)
-        return regency
+    def apply(self, cells: Iterable[CounterCell], moment: datetime | None = None) -> None:
+        """Take the new absolute values of these cells. A cell of a code that is not a village
+        is skipped (and counted in `unknown_villages`): it cannot be placed in any region."""
+        moment = moment or datetime.now(UTC)
+        for cell in cells:
+            if not self._regions.is_village(cell.village):
+                self.unknown_villages += 1
+                log.error("counters of %r skipped: not a village code", cell.village[:40])
+                continue
+            counters = self._cells.setdefault((cell.partition, cell.village), {})
+            delta = cell.value - counters.get(cell.name, 0)
+            if not delta:
+                continue
+            if cell.value:
+                counters[cell.name] = cell.value
+            else:
+                counters.pop(cell.name, None)
+            self._move(cell.village, {cell.name: delta}, moment)
 
     def _move(self, village: str, delta: Counters, moment: datetime | None) -> None:
         for region in self._regions.lineage(village):
@@ -322,139 +241,3 @@ class ChangeHub:
             self._loop.call_soon_threadsafe(self.close)
         else:
             self.closed = True
-
-
-# --- the Kafka feed --------------------------------------------------------------------------
-
-
-class _TopicMissing(Exception):
-    pass
-
-
-class CountersFeed:
-    """Reads the village-counters topic from the beginning into the view, then follows it.
-
-    No consumer group and no commits: every API process assigns itself all partitions and
-    keeps the whole (small, compacted) topic in memory. `ready` is set once the view has
-    caught up with the end offsets seen at start; it stays set through later broker outages
-    (the view keeps serving the last known counters while the feed reconnects).
-    """
-
-    def __init__(self, view: RegionCountersView, hub: ChangeHub, *, bootstrap_servers: str,
-                 topic: str, client_id: str = "ucj-coverage-api",
-                 retry_seconds: tuple[float, float] = (0.5, 10.0)):
-        self.view = view
-        self.hub = hub
-        self.topic = topic
-        self.ready = asyncio.Event()
-        self.malformed = 0
-        self._bootstrap_servers = bootstrap_servers
-        self._client_id = client_id
-        self._retry_min, self._retry_max = retry_seconds
-        # Next offset to read per partition, so a reconnect resumes instead of replaying.
-        self._positions: dict[int, int] = {}
-        self._followed = False
-
-    async def run(self) -> None:
-        delay = self._retry_min
-        missing_logged = False
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except _TopicMissing:
-                # The stack creates topics (the broker does not): wait for it, quietly.
-                log.log(logging.DEBUG if missing_logged else logging.WARNING,
-                        "village-counters feed: topic %s does not exist yet; waiting", self.topic)
-                missing_logged = True
-            except (KafkaError, OSError) as exc:
-                log.warning("village-counters feed: %s: %s; retrying in %.1fs",
-                            type(exc).__name__, exc, delay)
-            except Exception:
-                log.exception("village-counters feed failed; retrying in %.1fs", delay)
-            if self._followed:  # it worked for a while: retry soon again
-                self._followed, delay = False, self._retry_min
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._retry_max)
-
-    async def _follow(self) -> None:
-        partitions = await self._topic_partitions()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap_servers,
-            client_id=self._client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-        )
-        try:
-            await consumer.start()
-            tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            consumer.assign(tps)
-            self._followed = True
-            for tp in tps:
-                if tp.partition in self._positions:
-                    consumer.seek(tp, self._positions[tp.partition])
-                else:
-                    await consumer.seek_to_beginning(tp)
-            ends = await consumer.end_offsets(tps) if not self.ready.is_set() else {}
-            log.info("village-counters feed: following %s (%d partitions)", self.topic, len(tps))
-            while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-                for tp, messages in batch.items():
-                    for message in messages:
-                        self._apply(message.key, message.value, tp.partition, message.offset)
-                        self._positions[tp.partition] = message.offset + 1
-                changed = self.view.take_changes()
-                if changed:
-                    self.hub.publish(changed)
-                if not self.ready.is_set() and await self._caught_up(consumer, ends):
-                    self.ready.set()
-                    log.info("village-counters feed: caught up (%d regions)",
-                             len(self.view.regions()))
-        finally:
-            await consumer.stop()
-
-    async def _topic_partitions(self) -> set[int]:
-        """The topic's partitions, asked of the broker. (A consumer without a group knows no
-        topic's metadata until it is assigned one: `partitions_for_topic` says None.)"""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap_servers,
-                                    client_id=self._client_id)
-        await admin.start()
-        try:
-            described = await admin.describe_topics([self.topic])
-        finally:
-            await admin.close()
-        for topic in described:
-            if topic.get("topic") == self.topic and topic.get("error_code") == 0:
-                partitions = {p["partition"] for p in topic.get("partitions", ())}
-                if partitions:
-                    return partitions
-        raise _TopicMissing(self.topic)
-
-    async def _caught_up(self, consumer: AIOKafkaConsumer,
-                         ends: dict[TopicPartition, int]) -> bool:
-        for tp, end in ends.items():
-            if end == 0 or self._positions.get(tp.partition, 0) >= end:
-                continue
-            # Else ask the position, not the last offset read: control records and compacted
-            # gaps have offsets no message carries. Bounded: position() waits for an offset
-            # reset, which hangs while a new topic's partition has no leader yet.
-            try:
-                if await asyncio.wait_for(consumer.position(tp), 2.0) < end:
-                    return False
-            except TimeoutError:
-                return False
-        return True
-
-    def _apply(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
-        try:
-            if key is None:
-                raise MalformedCounters("message has no key")
-            decoded = None if value is None else orjson.loads(value)
-            self.view.apply(key.decode("utf-8"), decoded)
-        except (MalformedCounters, UnicodeDecodeError, orjson.JSONDecodeError) as exc:
-            self.malformed += 1
-            log.error("village-counters feed: skipped malformed message at %s[%d]@%d: %s",
-                      self.topic, partition, offset, exc)

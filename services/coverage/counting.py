@@ -9,8 +9,9 @@ changes no fact, so it changes no counter: counting is exactly once without tran
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,6 @@ from shared.events import (
     ParticipantState,
     Payload,
 )
-from shared.regions import regency_of
 
 SEGMENTS = ("PU", "BPU", "JAKON", "PMI")
 REGISTRATION = "registration"
@@ -129,57 +129,95 @@ def transition_deltas(before: CountedState | None, after: CountedState | None
     return {v: {k: n for k, n in c.items() if n} for v, c in deltas.items() if any(c.values())}
 
 
-Villages = dict[str, Counters]  # village code → its counters
+CellKey = tuple[int, str]  # (source partition, village)
 
 
-class PartitionLedger:
-    """Absolute village counters per (source partition, regency), and which of those groups
-    changed since the last publication. In memory: rebuilt from the facts table whenever
-    partitions are recovered. One message per changed group, not per region, keeps what is
-    published small however many villages and levels a burst of events touches."""
+@dataclass(frozen=True, slots=True)
+class CounterCell:
+    """One absolute counter of one village, as one source partition counts it."""
 
-    def __init__(self) -> None:
-        self._groups: dict[int, dict[str, Villages]] = defaultdict(dict)
-        self._dirty: set[tuple[int, str]] = set()
+    partition: int
+    village: str
+    name: str
+    value: int
 
-    def add(self, partition: int, deltas: dict[str, Counters]) -> None:
-        groups = self._groups[partition]
-        for village, changes in deltas.items():
-            regency = regency_of(village)
-            villages = groups.setdefault(regency, {})
-            counters = villages.setdefault(village, {})
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """One decoded event and where it came from: its source partition, which is also the
+    partition of its participant (the relay sends a subject's events to the partition its key
+    hashes to)."""
+
+    partition: int
+    envelope: Envelope
+    payload: Payload
+
+
+@dataclass
+class FoldedBatch:
+    """What a batch of events changes: the new facts of the participants it moved, the counter
+    deltas per (source partition, village), and the events refused (their index, the reason)."""
+
+    facts: dict[str, tuple[int, Facts]]
+    deltas: dict[CellKey, Counters]
+    refused: list[tuple[int, str]]
+
+
+class Unappliable(ValueError):
+    """An event that decodes but cannot be counted (impossible values): a dead letter."""
+
+
+def check_countable(envelope: Envelope, payload: Payload, is_village: Callable[[str], bool]
+                    ) -> None:
+    """Raise Unappliable when an event decodes but says something impossible."""
+    try:
+        subject = uuid.UUID(envelope.subject)
+    except ValueError:
+        raise Unappliable("subject is not a participant id (a UUID)") from None
+    participant = getattr(payload, "participant_id", None)
+    if participant is not None and participant != subject:
+        raise Unappliable("the payload's participant_id is not the event's subject")
+    if envelope.sequence > MAX_SEQUENCE:
+        raise Unappliable(f"sequence above {MAX_SEQUENCE}")
+    if isinstance(payload, ParticipantState) and not is_village(payload.region_code):
+        raise Unappliable("region_code is not a village code of the Kemendagri list")
+
+
+MAX_SEQUENCE = 2**53  # exact in any JSON reader
+
+
+def fold_batch(before: Mapping[str, Facts], events: Iterable[SourceEvent],
+               is_village: Callable[[str], bool]) -> FoldedBatch:
+    """Fold events, in order, onto the participants' facts as they were before the batch.
+
+    `before` holds the stored facts of (at least) every subject in the batch; a subject it
+    lacks has no facts yet. Each participant's counters move by the difference between its
+    counted state before and after the whole batch: the same result as event by event.
+    """
+    current: dict[str, Facts] = {}
+    partition_of: dict[str, int] = {}
+    refused: list[tuple[int, str]] = []
+    for index, event in enumerate(events):
+        envelope = event.envelope
+        try:
+            check_countable(envelope, event.payload, is_village)
+        except Unappliable as exc:
+            refused.append((index, str(exc)))
+            continue
+        key = str(uuid.UUID(envelope.subject))
+        facts = current.get(key) or before.get(key) or Facts()
+        after = apply_event(facts, envelope, event.payload)
+        if after is not None:
+            current[key] = after
+            partition_of.setdefault(key, event.partition)
+    deltas: dict[CellKey, Counters] = {}
+    for key, after in current.items():
+        partition = partition_of[key]
+        moved = transition_deltas(counted_state(before.get(key) or Facts()), counted_state(after))
+        for village, changes in moved.items():
+            cell = deltas.setdefault((partition, village), {})
             for name, value in changes.items():
-                total = counters.get(name, 0) + value
-                if total:
-                    counters[name] = total
-                else:
-                    counters.pop(name, None)
-            if not counters:
-                del villages[village]
-            self._dirty.add((partition, regency))
-
-    def rebuild(self, partition: int, states: Iterable[CountedState],
-                known_regencies: Iterable[str] = ()) -> None:
-        """Counters of one partition from scratch; regencies known to have been published
-        before are marked changed too, so a regency left empty is published as empty."""
-        self._groups[partition] = {}
-        for state in states:
-            self.add(partition, transition_deltas(None, state))
-        for regency in known_regencies:
-            self._groups[partition].setdefault(regency, {})
-            self._dirty.add((partition, regency))
-
-    def forget(self, partition: int) -> None:
-        self._groups.pop(partition, None)
-        self._dirty = {(p, r) for p, r in self._dirty if p != partition}
-
-    def drain_changed(self) -> list[tuple[int, str, Villages]]:
-        """(partition, regency, its villages' counters) for every group changed since the last
-        call; a copy, so publishing may await while events keep counting."""
-        changed = [(p, r, {v: dict(c) for v, c in self._groups.get(p, {}).get(r, {}).items()})
-                   for p, r in sorted(self._dirty)]
-        self._dirty.clear()
-        return changed
-
-    def villages(self, partition: int, regency: str) -> Villages:
-        return {v: dict(c) for v, c in self._groups.get(partition, {}).get(regency, {}).items()}
+                cell[name] = cell.get(name, 0) + value
+    deltas = {k: {n: v for n, v in c.items() if v} for k, c in deltas.items()}
+    return FoldedBatch({k: (partition_of[k], f) for k, f in current.items()},
+                       {k: c for k, c in deltas.items() if c}, refused)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 
-from shared.settings import ServiceSettings
+from shared.settings import CommonSettings, ServiceSettings
 
 
 class CoverageApiSettings(ServiceSettings):
@@ -17,3 +19,24 @@ class CoverageApiSettings(ServiceSettings):
         default=0.25, ge=0, validation_alias=AliasChoices("UCJ_STREAM_COALESCE_SECONDS"))
     stream_max_clients: int = Field(
         default=500, ge=1, validation_alias=AliasChoices("UCJ_STREAM_MAX_CLIENTS"))
+
+
+class WorkerSettings(CommonSettings):
+    """Settings of a coverage worker process (services/coverage/worker.py)."""
+
+    # The coverage database: the counting state lives there (migrations/0002_counting_state.sql).
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    state_dir: Path = Field(default=Path(".run/coverage-state"),
+                            validation_alias=AliasChoices("UCJ_COVERAGE_STATE_DIR"))
+    web_port: int = Field(default=8014, validation_alias=AliasChoices("UCJ_COVERAGE_WORKER_PORT"))
+    # A batch is what arrived within batch_wait seconds, at most batch_messages Kafka messages
+    # (each holds up to 200 events); it is folded in transactions of at most this many events.
+    batch_messages: int = Field(default=200, ge=1,
+                                validation_alias=AliasChoices("UCJ_COVERAGE_BATCH_MESSAGES"))
+    batch_wait: float = Field(default=0.05, gt=0,
+                              validation_alias=AliasChoices("UCJ_COVERAGE_BATCH_WAIT"))
+    max_events_per_transaction: int = Field(
+        default=5000, ge=1, validation_alias=AliasChoices("UCJ_COVERAGE_MAX_EVENTS_PER_TX"))
+    # A deadline on every counting transaction (and on a dead letter's acknowledgement).
+    transaction_timeout: float = Field(
+        default=30.0, gt=0, validation_alias=AliasChoices("UCJ_COVERAGE_TX_TIMEOUT"))

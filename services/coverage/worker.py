@@ -1,68 +1,133 @@
-"""The coverage worker: a faust-streaming app that folds participant and membership events
-into live counters for every region level.
+"""The coverage worker: faust-streaming reads the participant and membership topics; every batch
+is folded into the coverage database in one PostgreSQL transaction (the tracking-record
+pattern): the batch's partitions locked, the participants' facts read and rewritten, the
+village counters moved and the source offsets recorded, together or not at all.
 
-Stage 1, keyed by participant (each event's subject; a source message holds one event or a
-batch of one partition's events): the `participant-facts` table keeps each participant's
-newest facts per source; an event turns the state *transition* into
-counter deltas (services/coverage/counting.py), so duplicates and replays count nothing.
-The village counters of each source partition are derived state: kept in memory, rebuilt from
-the facts table after every recovery, and published as absolute values, one message per
-(regency, partition), to a compacted topic. Readers (the coverage API) sum the partitions and
-add villages up to districts, regencies, provinces and the nation; a message published twice
-or replayed is harmless because it is an absolute value, not a delta.
+Why (services/coverage/README.md has the evidence): the facts that decide "seen before" and
+the facts a new owner of a partition starts from must be the same durable state, and a source
+offset may be committed only after the state it produced is durable. Here both hold by
+construction: the facts live in PostgreSQL, shared by every worker, and faust commits an offset
+only for events acked after their transaction committed (`take_events` acks a batch when the
+loop asks for the next one). A batch replayed after a crash or a move finds its events' sequences
+already stored and counts nothing; two workers briefly holding one partition during a rebalance
+take turns on its lock row. Nothing is rebuilt on a rebalance: a new owner just reads on.
+
+Counters are kept per (source partition, village) so that two workers never write the same row;
+the coverage API adds partitions and villages up to every level, following the partitions'
+versions (counting_store.counter_changes).
 
 Run: python -m services.coverage.worker
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import faust
 import mode.loop
-import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import AliasChoices, Field
 
-from services.coverage.counting import (
-    CountedState,
-    Facts,
-    PartitionLedger,
-    apply_event,
-    counted_state,
-    transition_deltas,
+from services.coverage.counting import SourceEvent
+from services.coverage.counting_store import (
+    SourcePosition,
+    ensure_partitions,
+    fold_in_transaction,
 )
 from services.coverage.faust_transport import App
+from services.coverage.settings import WorkerSettings
+from shared.db import create_pool, migrate
 from shared.dead_letter import dead_letter
-from shared.events import Envelope, Payload, UnknownEventType, decode_message
-from shared.settings import CommonSettings
+from shared.events import UnknownEventType, decode_message
 from shared.topics import (
     COVERAGE_APP_ID,
     DEAD_LETTER,
-    FACTS_TABLE,
     MEMBERSHIPS,
     PARTICIPANT_PARTITIONS,
     PARTICIPANTS,
-    VILLAGE_COUNTERS,
     topic_name,
 )
 
 log = logging.getLogger("ucj.coverage.worker")
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+# The database being down, restarting or too slow: the batch is tried again, never acked.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 
-class WorkerSettings(CommonSettings):
-    state_dir: Path = Field(default=Path(".run/coverage-state"),
-                            validation_alias=AliasChoices("UCJ_COVERAGE_STATE_DIR"))
-    # rocksdb:// keeps the table on disk with its changelog offsets, so a restart reads only
-    # what it missed; memory:// rebuilds from the changelog every start.
-    store: str = Field(default="rocksdb://", validation_alias=AliasChoices("UCJ_COVERAGE_STORE"))
-    publish_interval: float = Field(default=0.2,
-                                    validation_alias=AliasChoices("UCJ_COVERAGE_PUBLISH_INTERVAL"))
-    web_port: int = Field(default=8014, validation_alias=AliasChoices("UCJ_COVERAGE_WORKER_PORT"))
+
+class Folder:
+    """Turns batches of source messages into counting transactions, with retries; never lets
+    a batch go (be acked) before its transaction committed."""
+
+    def __init__(self, settings: WorkerSettings, send_dead_letter: Any):
+        self._settings = settings
+        self._send_dead_letter = send_dead_letter
+        self._pool: asyncpg.Pool | None = None
+        self.events_folded = 0
+        self.batches = 0
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            pool = await create_pool(self._settings.database_url, min_size=1, max_size=2)
+            await migrate(pool, MIGRATIONS)
+            async with pool.acquire() as conn:
+                await ensure_partitions(conn, PARTICIPANT_PARTITIONS)
+            self._pool = pool
+        return self._pool
+
+    async def fold_messages(self, messages: list[Any]) -> None:
+        """Decode, then fold in transactions of at most `max_events` events each."""
+        events: list[SourceEvent] = []
+        origins: list[tuple[Any, bytes]] = []  # (message, the event's bytes), per event
+        positions: dict[tuple[str, int], int] = {}
+        letters: list[tuple[Any, bytes, str]] = []
+        for message in messages:
+            for raw, result in decode_message(message.value):
+                if isinstance(result, UnknownEventType):
+                    continue  # a type this worker does not count (yet): not an error
+                if isinstance(result, ValueError):
+                    letters.append((message, raw, str(result)))
+                    continue
+                events.append(SourceEvent(message.partition, *result))
+                origins.append((message, raw))
+            key = (message.topic, message.partition)
+            positions[key] = max(positions.get(key, 0), message.offset + 1)
+        step = self._settings.max_events_per_transaction
+        for start in range(0, max(len(events), 1), step):
+            chunk = events[start:start + step]
+            last = start + step >= len(events)
+            where = [SourcePosition(t, p, o) for (t, p), o in positions.items()] if last else []
+            refused = await self._commit(chunk, where)
+            letters += [(origins[start + i][0], origins[start + i][1], reason)
+                        for i, reason in refused]
+        for message, raw, reason in letters:
+            await self._send_dead_letter(message, raw, reason)
+        self.events_folded += len(events)
+        self.batches += 1
+
+    async def _commit(self, events: list[SourceEvent], positions: list[SourcePosition]
+                      ) -> list[tuple[int, str]]:
+        delay = 0.2
+        while True:
+            try:
+                pool = await self.pool()
+                async with asyncio.timeout(self._settings.transaction_timeout):
+                    async with pool.acquire() as conn, conn.transaction():
+                        folded = await fold_in_transaction(conn, events, positions)
+                return folded.refused
+            except DATABASE_AWAY as exc:
+                log.warning("counting transaction failed (%s); the batch is tried again in "
+                            "%.1fs", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
@@ -70,160 +135,69 @@ def create_app(settings: WorkerSettings) -> faust.App:
     app = App(
         f"{prefix}{COVERAGE_APP_ID}",
         broker=[f"kafka://{h}" for h in settings.kafka_bootstrap_servers.split(",")],
-        store=settings.store,
+        store="memory://",  # no faust tables: the state is in PostgreSQL
         datadir=str(settings.state_dir),
         topic_partitions=PARTICIPANT_PARTITIONS,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # Batch changelog and counter messages: one produce request per message costs more
-        # CPU than the counting itself.
         producer_linger_ms=10,
         web_port=settings.web_port,
         web_host="127.0.0.1",
         web_bind="127.0.0.1",
-        table_standby_replicas=0,
         # Notice a dead worker in seconds, not the default minute: its partitions go to the
         # others (or to its restarted self) sooner.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
     )
     source_names = (topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix))
     source = app.topic(*source_names, key_serializer="raw", value_serializer="raw")
-    counters_topic = app.topic(topic_name(VILLAGE_COUNTERS, prefix),
-                               key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(topic_name(DEAD_LETTER, prefix),
-                            key_serializer="raw", value_serializer="raw")
-    ledger = PartitionLedger()
-    health = {"recovered": False}
+                             key_serializer="raw", value_serializer="raw")
 
-    def active_partitions() -> set[int]:
-        return {tp.partition for tp in app.assignor.assigned_actives()
-                if tp.topic in source_names}
+    async def send_dead_letter(message: Any, raw: bytes, reason: str) -> None:
+        sent = await dead_letters.send(key=message.key, value=dead_letter(
+            consumer=app.conf.id, reason=reason, topic=message.topic,
+            partition=message.partition, offset=message.offset, value=raw))
+        await asyncio.wait_for(sent, settings.transaction_timeout)  # acked before our ack
+        log.warning("event at %s[%d]@%d sent to the dead-letter topic: %s", message.topic,
+                    message.partition, message.offset, reason[:200])
 
-    async def rebuild_counters() -> None:
-        """After recovery: the counters of every active partition, from the facts table."""
-        actives = active_partitions()
-        states: dict[int, list[CountedState]] = {p: [] for p in actives}
-        for _, stored in facts.items():
-            partition = stored.get("p")
-            state = counted_state(Facts.from_json(stored))
-            if partition in states and state is not None:
-                states[partition].append(state)
-        published = await published_regencies(settings.kafka_bootstrap_servers,
-                                              topic_name(VILLAGE_COUNTERS, prefix), actives)
-        for partition in list(ledger_partitions):
-            if partition not in actives:
-                ledger.forget(partition)
-                ledger_partitions.discard(partition)
-        for partition in actives:
-            ledger.rebuild(partition, states[partition], published.get(partition, ()))
-            ledger_partitions.add(partition)
-        health["recovered"] = True
-        log.info("counters rebuilt for partitions %s from %d participants", sorted(actives),
-                 sum(len(s) for s in states.values()))
-
-    ledger_partitions: set[int] = set()
-    facts = app.Table(FACTS_TABLE, default=None, partitions=PARTICIPANT_PARTITIONS,
-                      key_type=str, on_recover=rebuild_counters)
+    folder = Folder(settings, send_dead_letter)
+    app.folder = folder  # type: ignore[attr-defined]
 
     @app.agent(source, concurrency=1)
     async def fold(stream: Any) -> None:
-        async for event in stream.events():
-            # One Kafka message holds one event or a batch of them (shared/events.py).
-            for raw, result in decode_message(event.value):
-                if isinstance(result, UnknownEventType):
-                    continue  # a type this worker does not count (yet): not an error
-                if isinstance(result, ValueError):
-                    await send_dead_letter(event, raw, result)
-                    continue
-                count(event.message.partition, *result)
-
-    def count(partition: int, envelope: Envelope, payload: Payload) -> None:
-        """Fold one event into the facts table and the partition's counters."""
-        key = envelope.subject
-        before = Facts.from_json(facts.get(key))
-        after = apply_event(before, envelope, payload)
-        if after is None:
-            return  # seen before: counted already
-        facts[key] = {"p": partition, **after.to_json()}
-        deltas = transition_deltas(counted_state(before), counted_state(after))
-        if deltas:
-            ledger.add(partition, deltas)
-
-    async def send_dead_letter(event: Any, raw: bytes, problem: ValueError) -> None:
-        message = event.message
-        await dead_letters.send(key=event.key, value=dead_letter(
-            consumer=app.conf.id, reason=str(problem), topic=message.topic,
-            partition=message.partition, offset=message.offset, value=raw))
-        log.warning("malformed event at %s[%d]@%d sent to the dead-letter topic",
-                    message.topic, message.partition, message.offset)
-
-    @app.timer(settings.publish_interval)
-    async def publish_counters() -> None:
-        now = datetime.now(UTC).isoformat()
-        for partition, regency, villages in ledger.drain_changed():
-            await counters_topic.send(
-                key=f"{regency}@{partition}".encode(),
-                value=orjson.dumps({"regency": regency, "partition": partition,
-                                    "villages": villages, "updated_at": now}))
-
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        # Stop publishing what may now belong to another worker. The recovery that follows
-        # every rebalance rebuilds (and republishes) the partitions this worker keeps.
-        revoked = args[0] if args else kwargs.get("revoked", set())
-        for tp in revoked:
-            if tp.topic in source_names and tp.partition in ledger_partitions:
-                ledger.forget(tp.partition)
-                ledger_partitions.discard(tp.partition)
+        await folder.pool()
+        # A batch is acked (and its offsets become committable) only when the loop asks for
+        # the next one, after fold_messages returned: after its transaction committed.
+        async for events in stream.take_events(settings.batch_messages, settings.batch_wait):
+            try:
+                await folder.fold_messages([e.message for e in events])
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                # Not the database being away (that is retried inside): a bug. Leaving the
+                # loop would ack the batch, so leave the process instead: nothing is acked,
+                # and the batch comes again to whoever owns the partition next.
+                log.exception("counting failed on a batch; exiting without acking it")
+                logging.shutdown()
+                os._exit(70)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        if health["recovered"]:
-            return web.json({"status": "ok", "partitions": sorted(ledger_partitions)})
-        return web.json({"status": "recovering"}, status=503)
+        try:
+            assigned = app.consumer.assignment()
+        except Exception:  # the consumer is not started yet
+            assigned = set()
+        partitions = sorted({tp.partition for tp in assigned if tp.topic in source_names})
+        if folder._pool is None:
+            return web.json({"status": "starting", "partitions": partitions}, status=503)
+        return web.json({"status": "ok", "partitions": partitions,
+                         "events_folded": folder.events_folded, "batches": folder.batches})
 
     return app
-
-
-async def published_regencies(
-    bootstrap: str, topic: str, partitions: set[int]
-) -> dict[int, set[str]]:
-    """Regencies whose village counters were published for these source partitions (non-empty
-    ones), so a rebuild can publish an empty group for a regency that has none left."""
-    found: dict[int, set[str]] = {}
-    if not partitions:
-        return found
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(VILLAGE_COUNTERS.partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        pending = {tp for tp in tps if ends[tp] > 0}
-        latest: dict[str, bool] = {}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=1000)
-            for tp, messages in batch.items():
-                for message in messages:
-                    if message.key is not None:
-                        latest[message.key.decode()] = bool(
-                            message.value and orjson.loads(message.value).get("villages"))
-                    if message.offset + 1 >= ends[tp]:
-                        pending.discard(tp)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
-    for key, nonzero in latest.items():
-        regency, _, partition = key.rpartition("@")
-        if nonzero and partition.isdigit() and int(partition) in partitions:
-            found.setdefault(int(partition), set()).add(regency)
-    return found
 
 
 def use_uvloop() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -35,3 +36,21 @@ async def record_workforce(pool: asyncpg.Pool, code: str,
             RETURNING {_COLUMNS}""",
         code, figure.workforce, figure.year, figure.source)
     return _figure(row)
+
+
+# A write's updated_at is its transaction's start: one that commits late carries an older time
+# than rows already read. Reading the last minute again each time catches it.
+_LATE_COMMIT = "60 seconds"
+
+
+async def workforce_changed_since(conn: asyncpg.Connection, since: datetime | None
+                                  ) -> tuple[dict[str, WorkforceFigure], datetime | None]:
+    """Figures written since `since` (all when None), and the newest write time seen."""
+    if since is None:
+        rows = await conn.fetch(f"SELECT {_COLUMNS}, updated_at FROM workforce")
+    else:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS}, updated_at FROM workforce"
+            f" WHERE updated_at > $1::timestamptz - interval '{_LATE_COMMIT}'", since)
+    newest = max((r["updated_at"] for r in rows), default=since)
+    return {r["region_code"]: _figure(r) for r in rows}, newest

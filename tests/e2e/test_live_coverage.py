@@ -4,6 +4,7 @@ level, exactly once, also when the worker and the relay are killed mid-stream.""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 import uuid
@@ -191,7 +192,8 @@ def test_a_malformed_event_goes_to_the_dead_letter_topic_and_the_worker_keeps_go
     letters = dead_letters(running_stack, b"garbage")
     assert set(letters) == participant_consumers(running_stack)
     for letter in letters.values():
-        assert "malformed" in letter["reason"] and letter["value"] == "{not json"
+        assert "malformed" in letter["reason"] and "value" not in letter
+        assert letter["sha256"] == hashlib.sha256(b"{not json").hexdigest()
 
 
 def test_a_malformed_event_inside_a_batch_is_a_dead_letter_alone_and_the_rest_counts(
@@ -232,8 +234,9 @@ def test_a_malformed_event_inside_a_batch_is_a_dead_letter_alone_and_the_rest_co
     letters = dead_letters(running_stack, b"batch-garbage")
     assert set(letters) == participant_consumers(running_stack)
     for letter in letters.values():
-        assert orjson.loads(letter["value"]) == {"type": "participant.registered",
-                                                 "broken": True}
+        # No copy of the bytes (they may hold personal data): their hash and size only.
+        assert "value" not in letter and letter["size"] == len(orjson.dumps(
+            {"type": "participant.registered", "broken": True}))
 
 
 def test_a_restarted_coverage_api_shows_the_same_counters(running_stack):

@@ -1,17 +1,16 @@
-"""The coverage API in-process, on the real village-counters topic and PostgreSQL."""
+"""The coverage API in-process, following the counters in its real PostgreSQL database."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.coverage.api import create_app
 from services.coverage.settings import CoverageApiSettings
 from shared.regions import directory
-from shared.topics import VILLAGE_COUNTERS, topic_name
 from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
 
 pytestmark = pytest.mark.integration
@@ -31,21 +30,26 @@ async def coverage(infra, prefix):
 
 
 async def publish(settings, partition: int, regency: str, counters: dict) -> None:
-    """What a worker publishes for `partition` when all it counts in `regency` lives in the
-    regency's first village."""
+    """What a worker's transaction leaves for `partition` when all it counts in `regency` lives
+    in the regency's first village: absolute values, stamped with the partition's next version
+    (the API follows versions, services/coverage/counting_store.py)."""
     regions = directory()
     village = regions.children(regions.children(regency)[0].code)[0].code
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
+    conn = await asyncpg.connect(settings.database_url)
     try:
-        await producer.send_and_wait(
-            topic_name(VILLAGE_COUNTERS, settings.topic_prefix),
-            key=f"{regency}@{partition}".encode(),
-            value=orjson.dumps({"regency": regency, "partition": partition,
-                                "villages": {village: counters},
-                                "updated_at": "2026-11-25T10:00:00+00:00"}))
+        async with conn.transaction():
+            await conn.execute("INSERT INTO counting_partitions (partition) VALUES ($1)"
+                               " ON CONFLICT DO NOTHING", partition)
+            version = await conn.fetchval(
+                "UPDATE counting_partitions SET version = version + 1 WHERE partition = $1"
+                " RETURNING version", partition)
+            await conn.executemany(
+                "INSERT INTO village_counters (partition, village, name, value, version)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partition, village, name)"
+                " DO UPDATE SET value = excluded.value, version = excluded.version",
+                [(partition, village, name, value, version) for name, value in counters.items()])
     finally:
-        await producer.stop()
+        await conn.close()
 
 
 async def eventually(client, path: str, check, attempts: int = 100):
@@ -75,6 +79,7 @@ async def test_a_region_sums_the_counters_of_every_partition(coverage):
 async def test_a_newer_value_for_a_partition_replaces_the_older(coverage):
     client, settings = coverage
     await publish(settings, 2, "12.76", {"registered": 10, "inactive": 10})
+    await eventually(client, "/v1/coverage/regions/12.76", lambda b: b["registered"] == 10)
     await publish(settings, 2, "12.76", {"registered": 4, "inactive": 4})
     await eventually(client, "/v1/coverage/regions/12.76", lambda b: b["registered"] == 4)
 

@@ -7,10 +7,9 @@ import uuid
 from services.coverage.counting import (
     CountedState,
     Facts,
-    PartitionLedger,
-    apply_event,
+    SourceEvent,
     counted_state,
-    transition_deltas,
+    fold_batch,
 )
 from shared.events import (
     MembershipStatusChanged,
@@ -19,6 +18,7 @@ from shared.events import (
     ParticipantRegistered,
     make_envelope,
 )
+from shared.regions import directory
 
 PID = uuid.uuid4()
 BINJAI = "12.75.01.1001"
@@ -47,15 +47,20 @@ def status(value, sequence, source="contributions"):
     return make_envelope(payload, source=source, subject=str(PID), sequence=sequence), payload
 
 
+IS_VILLAGE = directory().is_village
+PARTITION = 4
+
+
 def fold(*events):
+    """Each event in a batch of its own, as the worker folds them: the facts after the last,
+    and the counter deltas per village of each."""
     facts, deltas = Facts(), []
     for envelope, payload in events:
-        after = apply_event(facts, envelope, payload)
-        if after is None:
-            deltas.append({})
-            continue
-        deltas.append(transition_deltas(counted_state(facts), counted_state(after)))
-        facts = after
+        folded = fold_batch({str(PID): facts}, [SourceEvent(PARTITION, envelope, payload)],
+                            IS_VILLAGE)
+        assert not folded.refused
+        facts = folded.facts.get(str(PID), (PARTITION, facts))[1]
+        deltas.append({village: c for (_, village), c in folded.deltas.items()})
     return facts, deltas
 
 
@@ -117,35 +122,40 @@ def test_facts_survive_their_json_form():
     assert Facts.from_json(facts.to_json()) == facts
 
 
-def test_the_ledger_groups_village_counters_by_regency():
-    ledger = PartitionLedger()
-    ledger.add(2, {BINJAI: {"registered": 1, "inactive": 1}, MEDAN: {"registered": 1}})
-    ledger.add(2, {"12.75.01.1002": {"registered": 2}})
-    assert ledger.drain_changed() == [
-        (2, "12.71", {MEDAN: {"registered": 1}}),
-        (2, "12.75", {BINJAI: {"registered": 1, "inactive": 1},
-                      "12.75.01.1002": {"registered": 2}}),
-    ]
-    ledger.add(2, {MEDAN: {"registered": -1}})
-    assert ledger.drain_changed() == [(2, "12.71", {})]  # a village left at zero is dropped
-    assert ledger.drain_changed() == []
+def test_a_batch_moves_the_counters_as_its_events_one_by_one_would():
+    events = [registered(), status("active", 1), changed(MEDAN, 2), status("inactive", 2)]
+    _, one_by_one = fold(*events)
+    batch = fold_batch({}, [SourceEvent(PARTITION, e, p) for e, p in events], IS_VILLAGE)
+    summed: dict = {}
+    for deltas in one_by_one:
+        for village, counters in deltas.items():
+            for name, value in counters.items():
+                summed.setdefault(village, {}).setdefault(name, 0)
+                summed[village][name] += value
+    summed = {v: {n: x for n, x in c.items() if x} for v, c in summed.items()}
+    assert {v: c for (_, v), c in batch.deltas.items()} == {v: c for v, c in summed.items() if c}
+    assert batch.deltas == {(PARTITION, MEDAN): {"registered": 1, "inactive": 1,
+                                                 "BPU.registered": 1}}
 
 
-def test_the_ledger_rebuild_publishes_an_empty_group_for_regencies_left_empty():
-    ledger = PartitionLedger()
-    ledger.rebuild(3, [CountedState(MEDAN, "PU", "active")], known_regencies=["12.75"])
-    changed = {(p, r): c for p, r, c in ledger.drain_changed()}
-    assert changed[(3, "12.75")] == {}
-    assert changed[(3, "12.71")] == {MEDAN: {"active": 1, "registered": 1, "PU.registered": 1,
-                                             "PU.active": 1}}
-    assert ledger.drain_changed() == []
+def test_a_batch_replayed_onto_its_own_result_counts_nothing():
+    events = [SourceEvent(PARTITION, *registered()), SourceEvent(PARTITION, *status("active", 1))]
+    first = fold_batch({}, events, IS_VILLAGE)
+    again = fold_batch({k: f for k, (_, f) in first.facts.items()}, events, IS_VILLAGE)
+    assert again.deltas == {} and again.facts == {}
 
 
-def test_the_ledger_forgets_a_partition_another_worker_now_owns():
-    ledger = PartitionLedger()
-    ledger.add(1, {BINJAI: {"registered": 1}})
-    ledger.forget(1)
-    assert ledger.drain_changed() == [] and ledger.villages(1, "12.75") == {}
+def test_an_event_that_cannot_be_counted_is_refused_alone():
+    envelope, payload = registered(village="12.75.01.9999")  # no such village
+    bad_subject = registered()[0].model_copy(update={"subject": "not-a-uuid"})
+    events = [SourceEvent(PARTITION, envelope, payload),
+              SourceEvent(PARTITION, bad_subject, registered()[1]),
+              SourceEvent(PARTITION, *registered(sequence=2))]
+    folded = fold_batch({}, events, IS_VILLAGE)
+    assert [i for i, _ in folded.refused] == [0, 1]
+    assert "village" in folded.refused[0][1] and "subject" in folded.refused[1][1]
+    assert folded.deltas == {(PARTITION, BINJAI): {"registered": 1, "inactive": 1,
+                                                   "BPU.registered": 1}}
 
 
 def test_the_fast_event_writer_makes_the_same_event_as_the_models():

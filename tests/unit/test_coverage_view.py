@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import orjson
 import pytest
 
 from services.coverage.api import (
@@ -13,16 +12,16 @@ from services.coverage.api import (
     listed_regions,
     stream_selection,
 )
+from services.coverage.counters_feed import CountersFollower, WorkforceCache
 from services.coverage.counters_view import (
     ChangeHub,
-    CountersFeed,
-    MalformedCounters,
     RegionCountersView,
     WorkforceFigure,
     coverage_of,
     gap_to_target,
     ucj_ratio,
 )
+from services.coverage.counting import CounterCell
 from services.coverage.settings import CoverageApiSettings
 from shared.problems import Problem
 
@@ -34,18 +33,22 @@ V1, V2, V3 = "12.75.01.1001", "12.75.01.1002", "12.75.02.1001"  # villages of Ko
 MEDAN = "12.71.01.1001"
 
 
-def published(regency: str, partition: int, villages: dict[str, dict[str, int]],
-              updated_at: str = "2026-11-25T10:00:00+00:00") -> tuple[str, dict]:
-    return f"{regency}@{partition}", {"regency": regency, "partition": partition,
-                                      "villages": villages, "updated_at": updated_at}
+def cells(partition: int, villages: dict[str, dict[str, int]]) -> list[CounterCell]:
+    """What the worker's counters hold for `partition` in these villages (absolute values)."""
+    return [CounterCell(partition, village, name, value)
+            for village, counters in villages.items() for name, value in counters.items()]
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
 
 
 def test_a_regions_counters_are_the_sum_of_every_worker_partition():
     view = RegionCountersView()
-    view.apply(*published("12.75", 0, {
+    view.apply(cells(0, {
         V1: {"registered": 3, "active": 1, "inactive": 2, "BPU.registered": 3, "BPU.active": 1},
         V3: {"registered": 2, "inactive": 2, "PU.registered": 2}}))
-    view.apply(*published("12.75", 7, {
+    view.apply(cells(7, {
         V1: {"registered": 2, "active": 2, "BPU.registered": 2, "BPU.active": 2},
         V2: {"terminated": 1}}))
     counters = view.counters("12.75")
@@ -60,55 +63,44 @@ def test_a_regions_counters_are_the_sum_of_every_worker_partition():
 
 def test_villages_add_up_to_districts_regencies_provinces_and_the_nation():
     view = RegionCountersView()
-    view.apply(*published("12.75", 0, {V1: {"registered": 1}, V2: {"registered": 2},
-                                       V3: {"registered": 4}}))
-    view.apply(*published("12.71", 5, {MEDAN: {"registered": 8}}))
+    view.apply(cells(0, {V1: {"registered": 1}, V2: {"registered": 2}, V3: {"registered": 4}}))
+    view.apply(cells(5, {MEDAN: {"registered": 8}}))
     registered = {code: view.counters(code)["registered"]
                   for code in (V1, V2, "12.75.01", "12.75.02", "12.75", "12.71", "12", "ID")}
     assert registered == {V1: 1, V2: 2, "12.75.01": 3, "12.75.02": 4, "12.75": 7,
                           "12.71": 8, "12": 15, "ID": 15}
 
 
-def test_the_newest_counters_of_a_regency_partition_replace_the_older():
+def test_the_newest_value_of_a_cell_replaces_the_older():
     view = RegionCountersView()
-    view.apply(*published("12.75", 3, {V1: {"registered": 10, "active": 4, "inactive": 6}}))
-    view.apply(*published("12.75", 3, {V1: {"registered": 11, "active": 5, "inactive": 6}}))
+    view.apply(cells(3, {V1: {"registered": 10, "active": 4, "inactive": 6}}))
+    view.apply(cells(3, {V1: {"registered": 11, "active": 5}}))
     assert view.counters("12")["registered"] == 11
     assert view.counters(V1)["active"] == 5
+    assert view.counters(V1)["inactive"] == 6  # a cell not read again keeps its value
 
 
-def test_a_village_left_out_of_the_newer_group_counts_nothing_there_any_more():
+def test_a_counter_fallen_to_zero_counts_nothing_there_any_more():
     view = RegionCountersView()
-    view.apply(*published("12.75", 3, {V1: {"registered": 2}, V3: {"registered": 1}}))
-    view.apply(*published("12.75", 3, {V1: {"registered": 2}}))
+    view.apply(cells(3, {V1: {"registered": 2}, V3: {"registered": 1}}))
+    view.apply(cells(3, {V3: {"registered": 0}}))
     assert view.counters(V3)["registered"] == 0
     assert view.counters("12.75.02")["registered"] == 0
     assert view.counters("ID")["registered"] == 2
-
-
-def test_replaying_the_same_counters_counts_nothing_twice():
-    view = RegionCountersView()
-    message = published("12.75", 1, {V1: {"registered": 9, "active": 9}})
-    for _ in range(3):
-        view.apply(*message)
-    assert view.counters("ID")["registered"] == 9
-
-
-def test_a_tombstone_removes_that_partitions_share_only():
-    view = RegionCountersView()
-    view.apply(*published("12.75", 0, {V1: {"registered": 4}}))
-    view.apply(*published("12.75", 1, {V2: {"registered": 6}}))
-    view.apply("12.75@0", None)
-    assert view.counters("12.75.01")["registered"] == 6
-    view.apply("12.75@1", None)
-    assert view.counters("12.75.01")["registered"] == 0
+    view.apply(cells(3, {V1: {"registered": 0}}))
     assert view.regions() == set()
+
+
+def test_reading_the_same_cells_again_counts_nothing_twice():
+    view = RegionCountersView()
+    for _ in range(3):
+        view.apply(cells(1, {V1: {"registered": 9, "active": 9}}))
+    assert view.counters("ID")["registered"] == 9
 
 
 def test_a_counter_the_worker_left_out_is_zero():
     view = RegionCountersView()
-    view.apply(*published("12.75", 2, {V1: {"registered": 1, "inactive": 1,
-                                            "JAKON.registered": 1}}))
+    view.apply(cells(2, {V1: {"registered": 1, "inactive": 1, "JAKON.registered": 1}}))
     counters = view.counters("12.75")
     assert counters["active"] == 0
     assert counters["terminated"] == 0
@@ -122,69 +114,36 @@ def test_a_region_nobody_counts_yet_shows_zeros():
     assert view.updated_at("12.75.01.1001") is None
 
 
-def test_a_region_was_updated_when_the_latest_message_changing_it_was():
+def test_a_region_was_updated_when_a_change_to_it_was_last_seen():
     view = RegionCountersView()
-    view.apply(*published("12.75", 0, {V1: {"registered": 1}}, "2026-11-25T10:00:00+00:00"))
-    view.apply(*published("12.75", 1, {V3: {"registered": 1}}, "2026-11-25T17:30:00+07:00"))
-    view.apply(*published("12.75", 2, {V1: {"registered": 1}}, "2026-11-25T09:00:00+00:00"))
+    view.apply(cells(0, {V1: {"registered": 1}}), at("2026-11-25T10:00:00+00:00"))
+    view.apply(cells(1, {V3: {"registered": 1}}), at("2026-11-25T10:30:00+00:00"))
     assert view.updated_at("12.75") == datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
     assert view.updated_at("12.75.01") == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     # the same counters again, later: nothing changed, so nothing was updated
-    view.apply(*published("12.75", 0, {V1: {"registered": 1}}, "2026-11-25T12:00:00+00:00"))
+    view.apply(cells(0, {V1: {"registered": 1}}), at("2026-11-25T12:00:00+00:00"))
     assert view.updated_at(V1) == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("12.75", {"regency": "12.75", "villages": {}}),  # no partition in the key
-    ("12.75@x", {"regency": "12.75", "villages": {}}),
-    ("12@1", {"regency": "12", "partition": 1, "villages": {}}),  # a province, not a regency
-    ("12.75@1", {"regency": "12.76", "partition": 1, "villages": {}}),
-    ("12.75@1", {"regency": "12.75", "partition": 2, "villages": {}}),
-    ("12.75@1", {"regency": "12.75", "partition": 1}),
-    ("12.75@1", {"regency": "12.75", "partition": 1, "villages": {MEDAN: {"registered": 1}}}),
-    ("12.75@1", {"regency": "12.75", "partition": 1, "villages": {"12.75.01": {}}}),
-    ("12.75@1", {"regency": "12.75", "partition": 1, "villages": {"12.75.01.9999": {}}}),
-    ("12.75@1", {"regency": "12.75", "partition": 1, "villages": {V1: [1]}}),
-    ("12.75@1", {"regency": "12.75", "partition": 1, "villages": {V1: {"registered": -1}}}),
-    ("12.75@1", {"regency": "12.75", "partition": 1, "villages": {V1: {"registered": 1.5}}}),
-    ("12.75@1", {"regency": "12.75", "partition": 1, "villages": {V1: {"registered": True}}}),
-    ("12.75@1", {"regency": "12.75", "partition": 1, "villages": {}, "updated_at": "yesterday"}),
-    ("12.75@1", ["not", "an", "object"]),
-])
-def test_malformed_counters_are_refused_and_change_nothing(key, value):
+def test_a_cell_of_an_unknown_village_is_skipped_and_the_rest_counts():
     view = RegionCountersView()
-    view.apply(*published("12.75", 1, {V1: {"registered": 8}}))
-    view.take_changes()
-    with pytest.raises(MalformedCounters):
-        view.apply(key, value)
-    assert view.counters("12.75")["registered"] == 8
-    assert view.counters(V1)["registered"] == 8
-    assert view.take_changes() == set()
+    view.apply([CounterCell(1, "12.75.01.9999", "registered", 5),
+                CounterCell(1, "12.75", "registered", 5),
+                CounterCell(1, V1, "registered", 8)])
+    assert view.unknown_villages == 2
+    assert view.counters("ID")["registered"] == 8
 
 
-def test_the_feed_skips_a_malformed_message_and_keeps_going():
+def test_changed_regions_are_reported_once_and_unchanged_values_not_at_all():
     view = RegionCountersView()
-    feed = CountersFeed(view, ChangeHub(), bootstrap_servers="unused:9092", topic="t")
-    feed._apply(b"12.75@0", b"{not json", 0, 0)
-    feed._apply(None, b"{}", 0, 1)
-    feed._apply(b"12.75@0", orjson.dumps({"regency": "12.75", "partition": 0,
-                                          "villages": {V1: {"registered": 2}}}), 0, 2)
-    assert feed.malformed == 2
-    assert view.counters("12")["registered"] == 2
-
-
-def test_changed_regions_are_reported_once_and_unchanged_republishes_not_at_all():
-    view = RegionCountersView()
-    view.apply(*published("12.75", 0, {V1: {"registered": 1}}))
-    view.apply(*published("12.75", 0, {V1: {"registered": 2}}))
+    view.apply(cells(0, {V1: {"registered": 1}}))
+    view.apply(cells(0, {V1: {"registered": 2}}))
     assert view.take_changes() == {V1, "12.75.01", "12.75", "12", "ID"}
     assert view.take_changes() == set()
-    view.apply(*published("12.75", 0, {V1: {"registered": 2}}, "2026-11-25T11:00:00+00:00"))
+    view.apply(cells(0, {V1: {"registered": 2}}))
     assert view.take_changes() == set()
-    view.apply(*published("12.75", 0, {V1: {"registered": 2}, V3: {"registered": 1}}))
+    view.apply(cells(0, {V3: {"registered": 1}}))
     assert view.take_changes() == {V3, "12.75.02", "12.75", "12", "ID"}
-    view.apply("12.75@0", None)
-    assert view.take_changes() == {V1, V3, "12.75.01", "12.75.02", "12.75", "12", "ID"}
 
 
 def test_ucj_is_active_participants_over_the_working_population():
@@ -222,8 +181,9 @@ def test_gap_to_target_is_null_without_a_workforce_figure():
 
 def test_region_coverage_has_the_contracts_shape():
     view = RegionCountersView()
-    view.apply(*published("12.75", 0, {V1: {"registered": 3, "active": 2, "inactive": 1,
-                                            "BPU.registered": 3, "BPU.active": 2}}))
+    view.apply(cells(0, {V1: {"registered": 3, "active": 2, "inactive": 1,
+                              "BPU.registered": 3, "BPU.active": 2}}),
+               at("2026-11-25T10:00:00+00:00"))
     body = coverage_of(BINJAI, view.counters("12.75"), view.updated_at("12.75"), SAKERNAS_2024,
                        target=0.3710)
     assert body["region"] == BINJAI
@@ -266,8 +226,9 @@ async def test_shutting_down_ends_every_stream():
 def context() -> CoverageContext:
     hub = ChangeHub()
     view = RegionCountersView()
-    feed = CountersFeed(view, hub, bootstrap_servers="unused:9092", topic="t")
-    return CoverageContext(CoverageApiSettings(), view, hub, feed)
+    workforce = WorkforceCache()
+    feed = CountersFollower(view, hub, workforce, lambda: None)
+    return CoverageContext(CoverageApiSettings(), view, hub, feed, workforce)
 
 
 def test_regencies_of_a_province_are_listed_in_code_order(context):

@@ -1,0 +1,111 @@
+"""The coverage API's follower of the coverage database: counter cells into the view, workforce
+figures into a cache, changed regions to the stream subscribers.
+
+It polls (every `interval`, 0.1 s by default) the partitions' versions, a dozen rows, and reads
+only the cells changed since the versions it holds (counting_store.counter_changes). Everything
+the API answers comes from memory, so reads keep being served while the database is away; they
+are marked stale once the follower has not reached the database for `stale_after` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import asyncpg
+
+from services.coverage.counters_view import ChangeHub, RegionCountersView, WorkforceFigure
+from services.coverage.counting_store import counter_changes
+from services.coverage.workforce import workforce_changed_since
+
+log = logging.getLogger("ucj.coverage.feed")
+
+
+# The database being down, restarting or too slow: not a bug.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+def dependency_away(exc: BaseException) -> bool:
+    return isinstance(exc, DATABASE_AWAY)
+
+
+class WorkforceCache:
+    """Every region's current workforce figure, in memory (a few thousand rows at most)."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, WorkforceFigure] = {}
+        self.since: datetime | None = None
+
+    def put(self, code: str, figure: WorkforceFigure) -> None:
+        self.figures[code] = figure
+
+
+class CountersFollower:
+    def __init__(self, view: RegionCountersView, hub: ChangeHub, workforce: WorkforceCache,
+                 pool: Callable[[], Awaitable[asyncpg.Pool] | asyncpg.Pool | None], *,
+                 interval: float = 0.1, stale_after: float = 5.0, query_timeout: float = 5.0):
+        self.view = view
+        self.hub = hub
+        self.workforce = workforce
+        self._pool = pool
+        self.interval = interval
+        self.stale_after = stale_after
+        self.query_timeout = query_timeout
+        self.ready = asyncio.Event()
+        self.versions: dict[int, int] = {}
+        self.last_read: float | None = None  # monotonic time of the last successful read
+        self.failing_since: float | None = None
+
+    @property
+    def stale(self) -> bool:
+        """The database has not been read for `stale_after` seconds: what we serve may be old."""
+        return self.last_read is None or time.monotonic() - self.last_read > self.stale_after
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.query_timeout):
+                    await self.read_once()
+                if self.failing_since is not None:
+                    log.info("coverage database answers again after %.1fs",
+                             time.monotonic() - self.failing_since)
+                    self.failing_since = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.failing_since is None:  # once per outage, not every interval
+                    if dependency_away(exc):
+                        log.warning("coverage database away (%s): serving the counters held",
+                                    type(exc).__name__)
+                    else:
+                        log.exception("counters follower failed")
+                    self.failing_since = time.monotonic()
+            await asyncio.sleep(self.interval)
+
+    async def read_once(self) -> None:
+        pool = self._pool()
+        if isinstance(pool, Awaitable):
+            pool = await pool
+        if pool is None:
+            raise ConnectionError("the coverage database pool is not up yet")
+        async with pool.acquire() as conn:
+            versions, cells = await counter_changes(conn, self.versions)
+            figures, since = await workforce_changed_since(conn, self.workforce.since)
+        if cells:
+            self.view.apply(cells, datetime.now(UTC))
+        self.versions = versions
+        for code, figure in figures.items():
+            self.workforce.put(code, figure)
+        self.workforce.since = since or self.workforce.since
+        changed = self.view.take_changes()
+        if changed:
+            self.hub.publish(changed)
+        self.last_read = time.monotonic()
+        self.ready.set()
