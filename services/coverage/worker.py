@@ -216,7 +216,9 @@ def main() -> None:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     use_uvloop()
     app = create_app(settings)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
+    level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(),
+                                                        settings.log_level.lower())
+    sys.argv = [sys.argv[0], "worker", "--loglevel", level]
     app.main()
 
 
