@@ -18,6 +18,6 @@ def placeholder_app(title: str) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "dependencies": {}})
 
     return app

@@ -160,4 +160,4 @@ def create_app(settings: ContributionsSettings, *, clock: Clock | None = None) -
 
     return service_app("UCJ Live — contributions", settings=settings,
                        migrations=settings.migrations_dir, routers=[router], scopes=SCOPES,
-                       clock=clock, setup=setup)
+                       clock=clock, setup=setup, name="contributions")

@@ -237,4 +237,4 @@ def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) ->
 
     return service_app("UCJ Live — registration", settings=settings,
                        migrations=settings.migrations_dir, routers=[router], scopes=SCOPES,
-                       clock=clock, setup=setup)
+                       clock=clock, setup=setup, name="registration")
