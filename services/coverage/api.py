@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.coverage.counters_feed import DATABASE_AWAY, CountersFollower, WorkforceCache
+from services.coverage.counters_feed import CountersFollower, WorkforceCache
 from services.coverage.counters_view import (
     SEGMENTS,
     ChangeHub,
@@ -38,7 +38,11 @@ from services.coverage.workforce import record_workforce
 from shared.auth import Caller, KeyStore, api_keys_router, require
 from shared.db import create_pool, migrate
 from shared.problems import (
+    RETRY_AFTER_SECONDS,
     Problem,
+    dependency_away,
+    dependency_away_problem,
+    describe_away,
     field_errors,
     install_problem_handlers,
     read_json,
@@ -174,10 +178,11 @@ class CoverageContext:
             raise Problem(503, "Service unavailable", "the coverage database is not connected yet")
         try:
             yield self.pool
-        except DATABASE_AWAY as exc:
-            log.warning("coverage database unavailable: %s", type(exc).__name__)
-            raise Problem(503, "Service unavailable",
-                          "the coverage database does not answer; try again shortly") from None
+        except Exception as exc:
+            if not dependency_away(exc):
+                raise
+            log.warning("coverage database unavailable: %s", describe_away(exc))
+            raise dependency_away_problem("the coverage database") from None
 
     async def coverage(self, regions: Sequence[Region], target: float | None = None
                        ) -> list[dict[str, Any]]:
@@ -227,7 +232,7 @@ def create_app(settings: CoverageApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.coverage = ctx
-    install_problem_handlers(app)
+    install_problem_handlers(app, dependency="the coverage database")
     app.include_router(coverage_router(ctx))
     app.include_router(api_keys_router([WORKFORCE_SCOPE]))
     return app
@@ -249,15 +254,20 @@ def coverage_router(ctx: CoverageContext) -> APIRouter:
     @router.get("/healthz", tags=["health"])
     async def healthz() -> Response:
         if ctx.pool is None:
-            raise Problem(503, "Service unavailable", "the database pool is not up yet")
+            raise Problem(503, "Service unavailable", "the database pool is not up yet",
+                          retry_after=RETRY_AFTER_SECONDS)
         try:
             await asyncio.wait_for(ctx.pool.fetchval("SELECT 1"), 2)
-        except (*DATABASE_AWAY, asyncpg.PostgresError):
+        except Exception as exc:
+            if not dependency_away(exc) and not isinstance(exc, asyncpg.PostgresError):
+                raise
             raise Problem(503, "Service unavailable", "the coverage database does not answer; "
                           "reads are served from memory, marked stale",
+                          retry_after=RETRY_AFTER_SECONDS,
                           extra={"dependencies": {"database": "away"}}) from None
         if not ctx.feed.ready.is_set():
-            raise Problem(503, "Service unavailable", "still reading the counters")
+            raise Problem(503, "Service unavailable", "still reading the counters",
+                          retry_after=1, extra={"dependencies": {"database": "ok"}})
         return json_response({"status": "ok", "dependencies": {"database": "ok"}})
 
     @router.get("/v1/coverage/regions/{code}", tags=["coverage"], responses=one,

@@ -20,20 +20,9 @@ import asyncpg
 from services.coverage.counters_view import ChangeHub, RegionCountersView, WorkforceFigure
 from services.coverage.counting_store import counter_changes
 from services.coverage.workforce import workforce_changed_since
+from shared.problems import dependency_away, describe_away
 
 log = logging.getLogger("ucj.coverage.feed")
-
-
-# The database being down, restarting or too slow: not a bug.
-DATABASE_AWAY: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
-
-
-def dependency_away(exc: BaseException) -> bool:
-    return isinstance(exc, DATABASE_AWAY)
 
 
 class WorkforceCache:
@@ -83,7 +72,7 @@ class CountersFollower:
                 if self.failing_since is None:  # once per outage, not every interval
                     if dependency_away(exc):
                         log.warning("coverage database away (%s): serving the counters held",
-                                    type(exc).__name__)
+                                    describe_away(exc))
                     else:
                         log.exception("counters follower failed")
                     self.failing_since = time.monotonic()

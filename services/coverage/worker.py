@@ -43,6 +43,7 @@ from services.coverage.settings import WorkerSettings
 from shared.db import create_pool, migrate
 from shared.dead_letter import dead_letter
 from shared.events import UnknownEventType, decode_message
+from shared.problems import dependency_away, describe_away
 from shared.topics import (
     COVERAGE_APP_ID,
     DEAD_LETTER,
@@ -55,12 +56,6 @@ from shared.topics import (
 log = logging.getLogger("ucj.coverage.worker")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The database being down, restarting or too slow: the batch is tried again, never acked.
-DATABASE_AWAY: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
 
 
 class Folder:
@@ -76,7 +71,8 @@ class Folder:
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
-            pool = await create_pool(self._settings.database_url, min_size=1, max_size=2)
+            pool = await create_pool(self._settings.database_url, min_size=1, max_size=2,
+                                     command_timeout=self._settings.transaction_timeout)
             await migrate(pool, MIGRATIONS)
             async with pool.acquire() as conn:
                 await ensure_partitions(conn, PARTICIPANT_PARTITIONS)
@@ -123,11 +119,21 @@ class Folder:
                     async with pool.acquire() as conn, conn.transaction():
                         folded = await fold_in_transaction(conn, events, positions)
                 return folded.refused
-            except DATABASE_AWAY as exc:
+            except Exception as exc:
+                # The database being down, restarting or too slow, or two writers of a
+                # partition deadlocked: tried again, never acked. Anything else is a bug.
+                if not (dependency_away(exc) or _retryable(exc)):
+                    raise
                 log.warning("counting transaction failed (%s); the batch is tried again in "
-                            "%.1fs", type(exc).__name__, delay)
+                            "%.1fs", describe_away(exc), delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Serialization failures and deadlocks (SQLSTATE class 40): the transaction may succeed
+    when tried again."""
+    return str(getattr(exc, "sqlstate", "") or "").startswith("40")
 
 
 def create_app(settings: WorkerSettings) -> faust.App:

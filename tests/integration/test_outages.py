@@ -301,3 +301,38 @@ async def learn_participant(url: str, pid: uuid.UUID) -> None:
                 conn, [(envelope, payload)], datetime(2026, 11, 20).date())
     finally:
         await conn.close()
+
+
+async def test_coverage_keeps_serving_its_counters_marked_stale_while_its_database_is_away(pg):
+    from services.coverage.api import create_app as coverage_app
+    from services.coverage.settings import CoverageApiSettings
+    from tests.integration.test_coverage_api import eventually, publish
+
+    settings = CoverageApiSettings(DATABASE_URL=pg.new_database("coverage"),
+                                   KAFKA_BOOTSTRAP_SERVERS=NOWHERE, UCJ_TOPIC_PREFIX="outages.",
+                                   UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
+    app = coverage_app(settings)
+    app.state.coverage.feed.stale_after = 1.0
+    async with serving(app) as client:
+        await publish(settings, 3, "12.75", {"registered": 7, "active": 2, "inactive": 5})
+        await client.put("/v1/workforce/12.75", headers=AUTH,
+                         json={"workforce": 132826, "year": 2024, "source": "BPS Sakernas"})
+        held = await eventually(client, "/v1/coverage/regions/12.75",
+                                lambda b: b["registered"] == 7 and not b["stale"])
+        await pg.stop()
+        try:
+            await asyncio.sleep(1.5)
+            served = await client.get("/v1/coverage/regions/12.75")
+            assert served.status_code == 200, served.text
+            body = served.json()
+            assert body["stale"] is True
+            assert {k: body[k] for k in ("registered", "active", "workforce", "ucj")} == \
+                {k: held[k] for k in ("registered", "active", "workforce", "ucj")}
+            assert_away(await client.put(
+                "/v1/workforce/12.75", headers=AUTH,
+                json={"workforce": 1000, "year": 2025, "source": "BPS"}), "coverage")
+            assert_away(await client.get("/healthz"), "coverage")
+        finally:
+            await pg.start()
+        await eventually(client, "/v1/coverage/regions/12.75", lambda b: not b["stale"])
+        assert (await client.get("/healthz")).status_code == 200
