@@ -168,8 +168,9 @@ class Unappliable(ValueError):
 
 
 def check_countable(envelope: Envelope, payload: Payload, is_village: Callable[[str], bool]
-                    ) -> None:
-    """Raise Unappliable when an event decodes but says something impossible."""
+                    ) -> str:
+    """The participant id the event is about (canonical form); raises Unappliable when the
+    event decodes but says something impossible."""
     try:
         subject = uuid.UUID(envelope.subject)
     except ValueError:
@@ -181,6 +182,7 @@ def check_countable(envelope: Envelope, payload: Payload, is_village: Callable[[
         raise Unappliable(f"sequence above {MAX_SEQUENCE}")
     if isinstance(payload, ParticipantState) and not is_village(payload.region_code):
         raise Unappliable("region_code is not a village code of the Kemendagri list")
+    return str(subject)
 
 
 MAX_SEQUENCE = 2**53  # exact in any JSON reader
@@ -200,11 +202,10 @@ def fold_batch(before: Mapping[str, Facts], events: Iterable[SourceEvent],
     for index, event in enumerate(events):
         envelope = event.envelope
         try:
-            check_countable(envelope, event.payload, is_village)
+            key = check_countable(envelope, event.payload, is_village)
         except Unappliable as exc:
             refused.append((index, str(exc)))
             continue
-        key = str(uuid.UUID(envelope.subject))
         facts = current.get(key) or before.get(key) or Facts()
         after = apply_event(facts, envelope, event.payload)
         if after is not None:

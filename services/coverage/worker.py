@@ -93,7 +93,7 @@ class Folder:
                     letters.append((message, raw, str(result)))
                     continue
                 events.append(SourceEvent(message.partition, *result))
-                origins.append((message, raw))
+                origins.append((message, raw or result[0].to_bytes()))
             key = (message.topic, message.partition)
             positions[key] = max(positions.get(key, 0), message.offset + 1)
         step = self._settings.max_events_per_transaction

@@ -8,6 +8,7 @@ import orjson
 
 from shared import outbox
 from shared.events import (
+    Envelope,
     MembershipStatusChanged,
     UnknownEventType,
     decode_message,
@@ -34,7 +35,17 @@ def test_a_batch_is_its_events_in_order():
     raw = b"[" + b",".join(status_event(s, pid) for s in (1, 2, 3)) + b"]"
     decoded = decode_message(raw)
     assert [result[0].sequence for _, result in decoded] == [1, 2, 3]
-    assert [orjson.loads(part) for part, _ in decoded] == orjson.loads(raw)
+    # Well formed: validated at once, the bytes stand in the envelope (to_bytes()).
+    assert [part for part, _ in decoded] == [b"", b"", b""]
+    assert [orjson.loads(result[0].to_bytes()) for _, result in decoded] == [
+        orjson.loads(Envelope.model_validate(e).to_bytes()) for e in orjson.loads(raw)]
+
+
+def test_in_a_batch_with_a_malformed_event_each_event_comes_with_its_bytes():
+    raw = b"[" + status_event(1) + b',{"type": 1}]'
+    decoded = decode_message(raw)
+    assert orjson.loads(decoded[0][0]) == orjson.loads(raw)[0]
+    assert orjson.loads(decoded[1][0]) == {"type": 1}
 
 
 def test_a_malformed_event_in_a_batch_is_refused_alone():
