@@ -71,6 +71,9 @@ class ManagedProcess:
     # PostgreSQL wants SIGINT ("fast shutdown"); its SIGTERM waits for every client to leave.
     stop_signal: int = signal.SIGTERM
     port: int | None = None
+    # The environment it was started with on top of the starter's (the local stack's
+    # supervisor starts a dead service again with it).
+    env: dict[str, str] | None = None
     _popen: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     def alive(self) -> bool:
@@ -82,6 +85,17 @@ class ManagedProcess:
         # A zombie has exited; but a leader thread shows "Z" too while the JVM's other threads
         # still run its shutdown, so look at every thread.
         return stat[0] not in ("Z", "X") or _any_thread_running(self.pid)
+
+    def seconds_since_start(self) -> float | None:
+        """How long ago it started (also once it died), from its recorded start time; None
+        without one (not Linux)."""
+        if not self.start_time:
+            return None
+        try:
+            uptime = float(Path("/proc/uptime").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return max(0.0, uptime - self.start_time / os.sysconf("SC_CLK_TCK"))
 
     def _signal_group(self, sig: int) -> None:
         try:
@@ -118,15 +132,20 @@ class ManagedProcess:
         return tail(self.log, lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "pid": self.pid, "log": str(self.log), "argv": self.argv,
-                "start_time": self.start_time, "stop_signal": int(self.stop_signal),
-                "port": self.port}
+        d: dict[str, Any] = {
+            "name": self.name, "pid": self.pid, "log": str(self.log), "argv": self.argv,
+            "start_time": self.start_time, "stop_signal": int(self.stop_signal),
+            "port": self.port}
+        if self.env is not None:
+            d["env"] = self.env
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ManagedProcess:
         return cls(name=d["name"], pid=d["pid"], log=Path(d["log"]), argv=d.get("argv", []),
                    start_time=d.get("start_time"),
-                   stop_signal=d.get("stop_signal", signal.SIGTERM), port=d.get("port"))
+                   stop_signal=d.get("stop_signal", signal.SIGTERM), port=d.get("port"),
+                   env=d.get("env"))
 
 
 def tail(path: Path, lines: int = 40) -> str:

@@ -4,8 +4,9 @@ the service processes, all under one run directory. A library for the test fixtu
 CLI (from the repo root, normally through ./ucj):
     python -m deploy.local.stack up          # infra + topics + databases + services, waits healthy
     python -m deploy.local.stack infra-up    # Kafka + PostgreSQL + topics + databases only
-    python -m deploy.local.stack status
+    python -m deploy.local.stack status      # processes, and each outbox's backlog
     python -m deploy.local.stack down [--wipe]   # --wipe also deletes the run directory
+    python -m deploy.local.stack supervise   # (started by `up`) restarts services that die
     python -m deploy.local.stack jars        # fetch the Kafka jars (./ucj install)
 
 Library (blocking functions; they are safe to call from inside a running event loop too):
@@ -31,7 +32,14 @@ Environment: UCJ_RUN_DIR (default <repo>/.run), UCJ_CACHE (default ~/.cache/ucj-
 UCJ_KAFKA_PORT / UCJ_KAFKA_CONTROLLER_PORT / UCJ_PG_PORT (9092 / 9093 / 5432),
 UCJ_PORT_BASE (8000: services on base+1..base+4, coverage worker base+14),
 KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL (use that broker / server instead of starting one),
-UCJ_BOOTSTRAP_API_KEY (default dev-bootstrap-key), UCJ_TOPIC_PREFIX (default empty).
+UCJ_BOOTSTRAP_API_KEY (default dev-bootstrap-key), UCJ_TOPIC_PREFIX (default empty),
+UCJ_RELAY_STALL_SECONDS (60: `status` fails when an outbox row waits longer).
+
+`up` also starts a supervisor (log: <run dir>/logs/supervisor.log, recorded in stack.json), which
+restarts a service process that died, as docker compose's `restart: unless-stopped` does: same
+command, environment and port, after a delay that doubles while it keeps dying quickly. `down`
+stops the supervisor first. Processes started through the library (the test fixtures) are not
+supervised.
 
 Code layout: kafka.py (jars, broker, topics), postgres.py (cluster, databases), process.py
 (ManagedProcess and shared helpers); this module re-exports them and runs the services.
@@ -43,12 +51,17 @@ complete); aiokafka and asyncpg are imported inside the functions that need them
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +89,7 @@ from deploy.local.process import (  # noqa: F401
     free_port,
     log,
     require_free_port,
+    run_sync,
     spawn,
 )
 
@@ -130,7 +144,9 @@ def start_service(name: str, argv: list[str], env: dict[str, str], logdir: Path,
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     if port is not None:
         require_free_port(port, name)
-    return spawn(name, argv, Path(logdir) / f"{name}.log", env=full_env, cwd=cwd, port=port)
+    proc = spawn(name, argv, Path(logdir) / f"{name}.log", env=full_env, cwd=cwd, port=port)
+    proc.env = dict(env)
+    return proc
 
 
 def wait_healthy(procs: list[ManagedProcess], timeout: float = 60.0) -> None:
@@ -270,10 +286,212 @@ def start_services(infra: Infra, run_dir: Path, *, api_key: str = DEFAULT_API_KE
     return procs
 
 
+# ------------------------------------------------------------------------------ Outbox backlog
+
+@dataclass(frozen=True)
+class Backlog:
+    """A service database's outbox: rows waiting and the age of the oldest (seconds), or why
+    it could not be read."""
+
+    database: str
+    rows: int | None = None
+    oldest_age: float | None = None
+    error: str | None = None
+
+    def stalled(self, threshold: float) -> bool:
+        return self.error is not None or (self.oldest_age or 0.0) > threshold
+
+
+async def aoutbox_backlogs(databases: dict[str, str], seconds: float = 5.0) -> list[Backlog]:
+    """The backlog of each database (name -> URL) that has an outbox table, each read within
+    `seconds` (a database that does not answer in time is reported as such)."""
+    try:
+        import asyncpg
+    except ImportError:  # ./ucj status without the venv
+        return [Backlog(name, error="asyncpg is not installed") for name in databases]
+
+    async def one(name: str, url: str) -> Backlog | None:
+        try:
+            async with asyncio.timeout(seconds):
+                conn = await asyncpg.connect(url, timeout=seconds)
+                try:
+                    if not await conn.fetchval("SELECT to_regclass('outbox') IS NOT NULL"):
+                        return None
+                    row = await conn.fetchrow(
+                        "SELECT count(*) AS rows, extract(epoch FROM now() - min(created_at))"
+                        "::float8 AS age FROM outbox")
+                finally:
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=1)
+        except Exception as exc:
+            return Backlog(name, error=f"{type(exc).__name__} {exc}".strip())
+        return Backlog(name, row["rows"], row["age"])
+
+    found = await asyncio.gather(*(one(n, u) for n, u in databases.items()))
+    return [b for b in found if b is not None]
+
+
+def outbox_backlogs(databases: dict[str, str], seconds: float = 5.0) -> list[Backlog]:
+    return run_sync(aoutbox_backlogs(databases, seconds))
+
+
+def relay_stall_seconds() -> float:
+    return float(os.environ.get("UCJ_RELAY_STALL_SECONDS") or 60)
+
+
+# ---------------------------------------------------------------------------------- Supervisor
+
+SUPERVISED = frozenset(s.name for s in SERVICES)
+
+
+def restart_delay(ran_for: float, quick_deaths: int, *, base: float = 1.0, cap: float = 60.0,
+                  healthy_after: float = 10.0) -> tuple[float, int]:
+    """When to restart a process that died after running `ran_for` seconds, having died
+    `quick_deaths` times in a row before that, each soon after its start: (delay in seconds,
+    quick deaths now). One that ran `healthy_after` seconds or more starts again at once; a
+    quick death waits `base`, doubled for each quick death before it, at most `cap`."""
+    if ran_for >= healthy_after:
+        return 0.0, 0
+    return min(cap, base * 2 ** quick_deaths), quick_deaths + 1
+
+
+@dataclass
+class _Watched:
+    pid: int
+    since: float  # monotonic: when it was started (or first seen)
+    quick_deaths: int = 0
+    restart_at: float | None = None  # monotonic: it died, start it again then
+
+
+def _say(msg: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}", flush=True)
+
+
+def supervise(rd: Path, interval: float = 1.0) -> int:
+    """Every `interval` seconds, start again any service process of stack.json that died (same
+    argv, environment and port), with restart_delay's backoff. Exits on SIGTERM/SIGINT, or
+    once stack.json no longer names this process as the supervisor."""
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    me = os.getpid()
+    watched: dict[str, _Watched] = {}
+    _say(f"supervisor {me} watching {_state_path(rd)}")
+    while not stopping:
+        _reap_children()
+        with _state_lock(rd):
+            state = load_state(rd)
+        if state.get("supervisor", {}).get("pid") != me:
+            _say("stack.json names another supervisor, or none: exiting")
+            return 0
+        now = time.monotonic()
+        for name, d in state.get("processes", {}).items():
+            if name not in SUPERVISED or stopping:
+                continue
+            p = ManagedProcess.from_dict(d)
+            w = watched.get(name)
+            if w is None or w.pid != p.pid:
+                w = watched[name] = _Watched(p.pid, now)
+            if w.restart_at is None:
+                if p.alive():
+                    continue
+                ran_for = p.seconds_since_start()
+                ran_for = now - w.since if ran_for is None else ran_for
+                delay, w.quick_deaths = restart_delay(ran_for, w.quick_deaths)
+                w.restart_at = now + delay
+                _say(f"{name} (pid {p.pid}) died after running {ran_for:.0f}s; "
+                     f"restarting it in {delay:.0f}s")
+            if now >= w.restart_at:
+                new = _restart(rd, me, p)
+                if new is not None:
+                    w.pid, w.since, w.restart_at = new.pid, time.monotonic(), None
+                    _say(f"{name} restarted: pid {new.pid}")
+                else:
+                    delay, w.quick_deaths = restart_delay(0.0, w.quick_deaths)
+                    w.restart_at = time.monotonic() + delay
+        time.sleep(interval)
+    _say("supervisor stopped")
+    return 0
+
+
+def _restart(rd: Path, me: int, dead: ManagedProcess) -> ManagedProcess | None:
+    """Start `dead` again and record it, unless stack.json changed meanwhile (down, up)."""
+    with _state_lock(rd):
+        state = load_state(rd)
+        d = state.get("processes", {}).get(dead.name)
+        if (state.get("supervisor", {}).get("pid") != me or d is None
+                or d["pid"] != dead.pid):
+            return None
+        if dead.env is None or not dead.argv:  # recorded by an older `up`
+            _say(f"{dead.name}: no command or environment recorded; ./ucj up starts it")
+            return None
+        try:
+            new = start_service(dead.name, dead.argv, dead.env, dead.log.parent,
+                                port=dead.port)
+        except (OSError, RuntimeError) as exc:
+            _say(f"{dead.name} did not start: {exc}")
+            return None
+        state["processes"][dead.name] = new.to_dict()
+        save_state(rd, state)
+    return new
+
+
+def _reap_children() -> None:
+    """Collect the exit status of restarted processes that died (else they stay zombies)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def start_supervisor(rd: Path, state: dict[str, Any]) -> ManagedProcess:
+    """Spawn `supervise` detached and record it in `state` (saved; call under _state_lock)."""
+    sup = spawn("supervisor", [python_exe(), "-m", "deploy.local.stack", "supervise"],
+                rd / "logs" / "supervisor.log", env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                                     "UCJ_RUN_DIR": str(rd)}, cwd=REPO)
+    state["supervisor"] = sup.to_dict()
+    save_state(rd, state)
+    return sup
+
+
+def stop_supervisor(rd: Path) -> None:
+    """Stop the recorded supervisor (and wait for it), so that it restarts nothing more."""
+    with _state_lock(rd):
+        state = load_state(rd)
+        d = state.pop("supervisor", None)
+        if d is not None:
+            save_state(rd, state)
+    if d is not None:
+        sup = ManagedProcess.from_dict(d)
+        if sup.alive():
+            log(f"stopping supervisor (pid {sup.pid})")
+            sup.stop(15)
+
+
 # ---------------------------------------------------------------------------------------- CLI
 
 def _state_path(rd: Path) -> Path:
     return rd / "stack.json"
+
+
+@contextlib.contextmanager
+def _state_lock(rd: Path) -> Iterator[None]:
+    """One writer of stack.json at a time (up, down, the supervisor)."""
+    rd.mkdir(parents=True, exist_ok=True)
+    with open(rd / "stack.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def load_state(rd: Path) -> dict[str, Any]:
@@ -285,7 +503,7 @@ def load_state(rd: Path) -> dict[str, Any]:
 
 def save_state(rd: Path, state: dict[str, Any]) -> None:
     rd.mkdir(parents=True, exist_ok=True)
-    tmp = _state_path(rd).with_suffix(".tmp")
+    tmp = _state_path(rd).with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     tmp.replace(_state_path(rd))
 
@@ -305,6 +523,7 @@ def _rel(p: Path) -> str:
 def cmd_up(services: bool = True) -> int:
     rd = run_dir()
     logdir = rd / "logs"
+    stop_supervisor(rd)  # it must not restart anything while `up` decides what runs
     state = load_state(rd)
     running = _running(state)
     api_key = os.environ.get("UCJ_BOOTSTRAP_API_KEY") or DEFAULT_API_KEY
@@ -317,7 +536,8 @@ def cmd_up(services: bool = True) -> int:
              "database_url": infra.server_url, "databases": infra.database_urls,
              "topic_prefix": prefix, "api_key": api_key,
              "processes": {n: p.to_dict() for n, p in infra.processes.items()}}
-    save_state(rd, state)
+    with _state_lock(rd):
+        save_state(rd, state)
     print(f"KAFKA_BOOTSTRAP_SERVERS={infra.bootstrap}")
     print(f"DATABASE_URL={infra.server_url}")
     if not services:
@@ -332,16 +552,21 @@ def cmd_up(services: bool = True) -> int:
     finally:  # recorded even on failure, so that `down` stops what did start
         state["processes"].update({n: p.to_dict() for n, p in procs.items()})
         state["services"] = {n: f"http://127.0.0.1:{p.port}" for n, p in procs.items() if p.port}
-        save_state(rd, state)
+        with _state_lock(rd):
+            save_state(rd, state)
+    with _state_lock(rd):
+        sup = start_supervisor(rd, state)
     url = {n: f"http://127.0.0.1:{p.port}" for n, p in procs.items() if p.port}
     print(f"UCJ Live ready: registration {url['registration']} contributions "
           f"{url['contributions']} claims {url['claims']} coverage {url['coverage']} "
-          f"(dashboard {url['coverage']}/) api key: {api_key} logs: {_rel(logdir)}")
+          f"(dashboard {url['coverage']}/) api key: {api_key} logs: {_rel(logdir)} "
+          f"(supervisor pid {sup.pid} restarts what dies)")
     return 0
 
 
 def cmd_down(wipe: bool = False) -> int:
     rd = run_dir()
+    stop_supervisor(rd)  # first: it would restart what is being stopped
     state = load_state(rd)
     procs = [ManagedProcess.from_dict(d) for d in state.get("processes", {}).values()]
     # Services first (they flush to Kafka / PostgreSQL), then Kafka, then PostgreSQL.
@@ -351,8 +576,10 @@ def cmd_down(wipe: bool = False) -> int:
             log(f"stopping {p.name} (pid {p.pid})")
             p.stop()
     if state:
-        state["processes"] = {}
-        save_state(rd, state)
+        with _state_lock(rd):
+            state = load_state(rd)
+            state["processes"] = {}
+            save_state(rd, state)
     if wipe and rd.exists():
         shutil.rmtree(rd)
         log(f"removed {rd}")
@@ -377,6 +604,24 @@ def cmd_status() -> int:
         where = f" 127.0.0.1:{p.port}" if p.port else ""
         print(f"{p.name:20} {'up' if alive else 'DOWN':5} pid {p.pid:<8}{where}{health}"
               f"  log {_rel(p.log)}")
+    if "supervisor" in state:
+        sup = ManagedProcess.from_dict(state["supervisor"])
+        alive = sup.alive()
+        all_ok &= alive
+        print(f"{'supervisor':20} {'up' if alive else 'DOWN':5} pid {sup.pid:<8}"
+              f"  log {_rel(sup.log)}")
+    threshold = relay_stall_seconds()
+    for b in outbox_backlogs(state.get("databases") or {}):
+        if b.error is not None:
+            line = f"NOT readable ({b.error})"
+        else:
+            line = f"{b.rows} rows waiting"
+            if b.oldest_age is not None:
+                line += f", the oldest {b.oldest_age:.0f}s old"
+            if b.stalled(threshold):
+                line += f"  STALLED (older than {threshold:.0f}s)"
+        all_ok &= not b.stalled(threshold)
+        print(f"{'outbox ' + b.database:28} {line}")
     print(f"kafka {state.get('kafka_bootstrap')}  postgres {state.get('database_url')}  "
           f"api key {state.get('api_key')}")
     return 0 if all_ok else 1
@@ -390,7 +635,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("infra-up", help="Kafka + PostgreSQL + topics + databases only")
     down = sub.add_parser("down", help="stop what `up` started")
     down.add_argument("--wipe", action="store_true", help="also delete the run directory")
-    sub.add_parser("status")
+    sub.add_parser("status", help="processes, supervisor, and each outbox's backlog")
+    sub.add_parser("supervise", help="(started by up) restart service processes that die")
     sub.add_parser("jars", help="fetch the Kafka jars into the cache")
     sub.add_parser("create-topics", help="create every topic on KAFKA_BOOTSTRAP_SERVERS "
                    "(with UCJ_TOPIC_PREFIX); used by docker-compose")
@@ -404,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_down(args.wipe)
         if args.cmd == "status":
             return cmd_status()
+        if args.cmd == "supervise":
+            return supervise(run_dir())
         if args.cmd == "create-topics":
             bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
             wait_for_kafka(bootstrap)

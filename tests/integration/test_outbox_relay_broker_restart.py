@@ -7,6 +7,7 @@ it stops and starts it; PostgreSQL comes from the shared test infrastructure.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections import defaultdict
 
@@ -59,10 +60,9 @@ async def test_the_relay_keeps_every_event_and_each_subjects_order_across_a_brok
     url = infra.new_database("relay")
     pool = await create_pool(url)
     await migrate(pool)
-    producer = idempotent_producer(bootstrap, client_id="test-relay")
-    await producer.start()
+    factory = functools.partial(idempotent_producer, bootstrap, client_id="test-relay")
     stop = asyncio.Event()
-    relay = asyncio.create_task(OutboxRelay(url, producer).run(stop))
+    relay = asyncio.create_task(OutboxRelay(url, producer_factory=factory).run(stop))
 
     async def write_events(first_round: int, last_round: int) -> None:
         for sequence in range(first_round, last_round + 1):
@@ -81,7 +81,6 @@ async def test_the_relay_keeps_every_event_and_each_subjects_order_across_a_brok
     finally:
         stop.set()
         await relay
-        await producer.stop()
         await pool.close()
 
     first_seen: dict[str, list[int]] = defaultdict(list)
@@ -100,11 +99,9 @@ async def test_two_relays_on_one_database_publish_through_one_leader(infra, pref
     pool = await create_pool(url)
     await migrate(pool)
     topic = topic_name(PARTICIPANTS, prefix)
-    producers = [idempotent_producer(infra.bootstrap, client_id=f"relay-{i}") for i in (1, 2)]
-    for producer in producers:
-        await producer.start()
     stop = asyncio.Event()
-    relays = [OutboxRelay(url, p) for p in producers]
+    relays = [OutboxRelay(url, producer_factory=functools.partial(
+        idempotent_producer, infra.bootstrap, client_id=f"relay-{i}")) for i in (1, 2)]
     tasks = [asyncio.create_task(r.run(stop)) for r in relays]
     try:
         subject = uuid.uuid4()
@@ -115,8 +112,6 @@ async def test_two_relays_on_one_database_publish_through_one_leader(infra, pref
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-        for producer in producers:
-            await producer.stop()
         await pool.close()
     assert [e.envelope.sequence for e in events] == list(range(1, 51))
     assert sorted(r.published for r in relays) == [0, 50]
