@@ -179,6 +179,14 @@ def events_in(raw: bytes | None) -> list[bytes]:
     return [orjson.dumps(item) for item in items]
 
 
+def event_bytes_in(raw: bytes | None, index: int) -> bytes:
+    """The bytes of the index-th event of a message (the order of `decode_message`)."""
+    try:
+        return events_in(raw)[index]
+    except (ValueError, IndexError):
+        return raw or b""
+
+
 Decoded = tuple[Envelope, Payload] | ValueError
 
 

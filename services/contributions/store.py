@@ -3,15 +3,17 @@ received, and the membership events that both cause (outbox)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, cast
 
 import asyncpg
 
 from services.contributions import domain
 from services.contributions.schemas import PaymentIn
+from shared.event_consumer import UnusableEvent
 from shared.events import (
     Envelope,
     MembershipStatusChanged,
@@ -23,6 +25,8 @@ from shared.events import (
 from shared.outbox import add_encoded_events
 
 SOURCE = "contributions"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -213,7 +217,14 @@ async def apply_participant_events(conn: asyncpg.Connection,
                                    events: list[tuple[Envelope, Payload]], today: date) -> int:
     """Insert or update members from registration events, newest sequence wins. A new member
     is next checked when time alone would change its status; a changed one is re-checked by
-    the scheduler today, since due dates follow the segment. Returns how many changed."""
+    the scheduler today, since due dates follow the segment. Returns how many changed.
+
+    Raises UnusableEvent, before any statement, when an event holds what the members table or
+    the calendar cannot take (see unusable_participant_event)."""
+    for envelope, payload in events:
+        problem = unusable_participant_event(envelope, payload, today)
+        if problem:
+            raise UnusableEvent(f"{envelope.type} {problem}")
     newest: dict[str, tuple[Envelope, Payload]] = {}
     for envelope, payload in events:
         if envelope.source != "registration":
@@ -262,6 +273,48 @@ async def apply_participant_events(conn: asyncpg.Connection,
     return changed
 
 
+# What the members table's columns hold (registration_seq integer, monthly_income bigint).
+_MAX_INTEGER, _MAX_BIGINT = 2**31 - 1, 2**63 - 1
+
+
+def unusable_participant_event(envelope: Envelope, payload: Payload, today: date) -> str | None:
+    """Why a registration event can never be applied here, in words that quote no input value
+    (they go into a dead letter); None when it can. Pure and cheap, so a bad event is refused
+    with a clear reason before the database sees it."""
+    if envelope.source != "registration":
+        return None  # not applied at all
+    if envelope.sequence > _MAX_INTEGER:
+        return "has a sequence beyond 2^31-1"
+    if not isinstance(payload, ParticipantState):
+        return None
+    if not 0 <= payload.monthly_income <= _MAX_BIGINT:
+        return "has a monthly_income below 0 or beyond 2^63-1"
+    for name, text in (("region_code", payload.region_code),
+                       ("employer_id", payload.employer_id)):
+        if text is not None and not _storable_text(text):
+            return f"has a {name} with a NUL character or invalid Unicode"
+    try:
+        date.fromisoformat(payload.registered_on)
+    except ValueError:
+        return "has a registered_on that is not an ISO date (YYYY-MM-DD)"
+    try:
+        first_check(payload, today)
+    except (ValueError, ArithmeticError):
+        return "has a registered_on too near the calendar's ends for its due dates"
+    return None
+
+
+def _storable_text(text: str) -> bool:
+    """PostgreSQL text holds neither NUL nor a lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def first_check(registered: ParticipantState, today: date) -> date | None:
     """When the calendar must first look at a new member: today if its status is already
     other than a new registrant's (an old registration replayed may have lapsed), else the
@@ -288,7 +341,14 @@ async def settle_due_members(conn: asyncpg.Connection, today: date, topic: str,
     states = [MemberState.from_row(r) for r in rows]
     before = [s.status_seq for s in states]
     for state in states:
-        state.settle(today)
+        try:
+            state.settle(today)
+        except (ValueError, ArithmeticError) as exc:
+            # One member whose dates the rules cannot compute must not hold up the others
+            # (they come after it in every pass): look at it again tomorrow.
+            log.warning("calendar: member %s cannot be settled (%s); next look tomorrow",
+                        state.participant_id, type(exc).__name__)
+            state.next_check_on, state.touched = today + timedelta(days=1), True
     await save_members(conn, states, topic)
     return len(states), sum(s.status_seq != b for s, b in zip(states, before, strict=True))
 

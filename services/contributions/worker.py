@@ -7,38 +7,62 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from services.contributions import store
 from services.contributions.settings import ContributionsSettings
 from shared.clock import Clock, clock_from
 from shared.db import create_pool, migrate
 from shared.event_consumer import EventConsumer
+from shared.events import Envelope, Payload
 from shared.logs import configure
 from shared.topics import DEAD_LETTER, MEMBERSHIPS, PARTICIPANTS, topic_name
 
 log = logging.getLogger("ucj.contributions.worker")
 
+# The most one calendar batch (its transaction) or one batch of participant events may take.
+DB_DEADLINE = 60.0
+CALENDAR_BATCH = 1000
+
 
 async def keep_calendar(pool, clock: Clock, topic: str, interval: float,
-                        stop: asyncio.Event) -> None:
+                        stop: asyncio.Event, *, deadline: float = DB_DEADLINE) -> None:
     while not stop.is_set():
         try:
             checked = changed = 0
-            while True:
-                async with pool.acquire() as conn, conn.transaction():
-                    n, c = await store.settle_due_members(conn, clock.today(), topic)
+            while not stop.is_set():
+                async with asyncio.timeout(deadline):
+                    async with pool.acquire(timeout=deadline) as conn, conn.transaction():
+                        n, c = await store.settle_due_members(conn, clock.today(), topic,
+                                                              limit=CALENDAR_BATCH)
                 checked, changed = checked + n, changed + c
-                if n == 0:
+                if n < CALENDAR_BATCH:  # all due members seen (a full batch: maybe more)
                     break
             if checked:
                 log.info("calendar: %d memberships checked, %d status changes", checked,
                          changed)
         except Exception as exc:  # the database may be away for a moment
-            log.warning("calendar pass failed (%s); retrying", type(exc).__name__)
+            log.warning("calendar pass failed (%s); again in %.0fs", type(exc).__name__,
+                        interval)
         try:
             await asyncio.wait_for(stop.wait(), interval)
         except TimeoutError:
             pass
+
+
+def participant_consumer(pool, clock: Clock, *, bootstrap: str, topic_prefix: str,
+                         **options: Any) -> EventConsumer:
+    """The consumer that learns participants from registration events (options: the
+    EventConsumer's deadlines)."""
+
+    async def learn(events: list[tuple[Envelope, Payload]]) -> None:
+        async with pool.acquire(timeout=DB_DEADLINE) as conn, conn.transaction():
+            await store.apply_participant_events(conn, events, clock.today())
+
+    return EventConsumer(
+        bootstrap=bootstrap, topics=[topic_name(PARTICIPANTS, topic_prefix)],
+        group_id=f"{topic_prefix}ucj-contributions", handle=learn,
+        dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), **options)
 
 
 async def run(settings: ContributionsSettings) -> None:
@@ -49,16 +73,9 @@ async def run(settings: ContributionsSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-
-    async def learn(events) -> None:
-        async with pool.acquire() as conn, conn.transaction():
-            await store.apply_participant_events(conn, events, clock.today())
-
-    consumer = EventConsumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        topics=[topic_name(PARTICIPANTS, settings.topic_prefix)],
-        group_id=f"{settings.topic_prefix}ucj-contributions", handle=learn,
-        dead_letter_topic=topic_name(DEAD_LETTER, settings.topic_prefix))
+    consumer = participant_consumer(pool, clock, bootstrap=settings.kafka_bootstrap_servers,
+                                    topic_prefix=settings.topic_prefix,
+                                    handle_timeout=DB_DEADLINE)
     log.info("contributions worker started")
     await asyncio.gather(
         consumer.run(stop),

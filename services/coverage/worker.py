@@ -42,7 +42,7 @@ from services.coverage.faust_transport import App
 from services.coverage.settings import WorkerSettings
 from shared.db import create_pool, migrate
 from shared.dead_letter import dead_letter
-from shared.events import UnknownEventType, decode_message
+from shared.events import UnknownEventType, decode_message, event_bytes_in
 from shared.problems import dependency_away, describe_away
 from shared.topics import (
     COVERAGE_APP_ID,
@@ -82,18 +82,18 @@ class Folder:
     async def fold_messages(self, messages: list[Any]) -> None:
         """Decode, then fold in transactions of at most `max_events` events each."""
         events: list[SourceEvent] = []
-        origins: list[tuple[Any, bytes]] = []  # (message, the event's bytes), per event
+        origins: list[tuple[Any, bytes, int]] = []  # (message, the event's bytes, index)
         positions: dict[tuple[str, int], int] = {}
         letters: list[tuple[Any, bytes, str]] = []
         for message in messages:
-            for raw, result in decode_message(message.value):
+            for index, (raw, result) in enumerate(decode_message(message.value)):
                 if isinstance(result, UnknownEventType):
                     continue  # a type this worker does not count (yet): not an error
                 if isinstance(result, ValueError):
                     letters.append((message, raw, str(result)))
                     continue
                 events.append(SourceEvent(message.partition, *result))
-                origins.append((message, raw or result[0].to_bytes()))
+                origins.append((message, raw, index))
             key = (message.topic, message.partition)
             positions[key] = max(positions.get(key, 0), message.offset + 1)
         step = self._settings.max_events_per_transaction
@@ -102,8 +102,9 @@ class Folder:
             last = start + step >= len(events)
             where = [SourcePosition(t, p, o) for (t, p), o in positions.items()] if last else []
             refused = await self._commit(chunk, where)
-            letters += [(origins[start + i][0], origins[start + i][1], reason)
-                        for i, reason in refused]
+            for i, reason in refused:
+                message, raw, index = origins[start + i]
+                letters.append((message, raw or event_bytes_in(message.value, index), reason))
         for message, raw, reason in letters:
             await self._send_dead_letter(message, raw, reason)
         self.events_folded += len(events)

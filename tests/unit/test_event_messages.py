@@ -86,3 +86,13 @@ def test_the_relay_cuts_batches_at_about_200_kib():
 def test_an_event_larger_than_a_batch_still_travels_alone():
     events = [(b"k", b"x" * 300_000), (b"k", b"y")]
     assert [len(b) for b in outbox.batches(events)] == [1, 1]
+
+
+def test_the_bytes_of_a_well_formed_batch_event_are_cut_out_of_its_message_when_needed():
+    from shared.events import event_bytes_in
+
+    events = [status_event(s, uuid.uuid4()) for s in (1, 2)]
+    raw = b"[" + b",".join(events) + b"]"
+    assert [part for part, _ in decode_message(raw)] == [b"", b""]
+    assert orjson.loads(event_bytes_in(raw, 1)) == orjson.loads(events[1])
+    assert event_bytes_in(events[0], 0) == events[0]  # a message of one event is that event
