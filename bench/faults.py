@@ -34,6 +34,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
@@ -474,6 +475,169 @@ async def run_matrix(running: FaultStack, profile: Profile, only: set[str] | Non
     return rows
 
 
+# --- the scenarios of issue 7's "What was seen", scripted -------------------------------------
+
+
+@dataclass(frozen=True)
+class SeenSizes:
+    bulk_rows: int  # per bulk burst (two bursts)
+    singles: int  # single registrations before the broker is killed
+    singles_after: int  # and after PostgreSQL restarted
+
+
+SEEN_FULL = SeenSizes(bulk_rows=30_000, singles=8_000, singles_after=3_000)
+SEEN_SHORT = SeenSizes(bulk_rows=6_000, singles=1_500, singles_after=500)
+
+
+async def bulk_burst(running: FaultStack, regency: str, rows: int, seed: int,
+                     bulk_size: int = 1000, concurrency: int = 2) -> int:
+    """`rows` workers in bulk requests of `bulk_size`, `concurrency` at a time; accepted."""
+    rng = random.Random(seed)
+    villages = [v.code for d in directory().children(regency)[:3]
+                for v in directory().children(d.code)]
+    chunks = [[synthetic_worker(rng.choice(villages), rng) for _ in range(bulk_size)]
+              for _ in range(rows // bulk_size)]
+    load = Load()
+    url = f"{running.url('registration')}/v1/participants/bulk"
+
+    async def lane(client: httpx.AsyncClient) -> None:
+        while chunks:
+            chunk = chunks.pop()
+            key = {"Idempotency-Key": uuid.uuid4().hex}
+            response = await _post(client, url, {"participants": chunk}, {**AUTH, **key}, load,
+                                   time.monotonic())
+            if response is not None:
+                load.registered += response.json()["accepted"]
+
+    async with httpx.AsyncClient(timeout=120) as client:
+        await asyncio.gather(*(lane(client) for _ in range(concurrency)))
+    return load.registered
+
+
+async def singles(running: FaultStack, regency: str, count: int, seed: int,
+                  concurrency: int = 32) -> int:
+    rng = random.Random(seed)
+    villages = [v.code for d in directory().children(regency)[:3]
+                for v in directory().children(d.code)]
+    rows = [synthetic_worker(rng.choice(villages), rng) for _ in range(count)]
+    load = Load()
+    url = f"{running.url('registration')}/v1/participants"
+
+    async def lane(client: httpx.AsyncClient) -> None:
+        while rows:
+            row = rows.pop()
+            key = {"Idempotency-Key": uuid.uuid4().hex}
+            if await _post(client, url, row, {**AUTH, **key}, load, time.monotonic()):
+                load.registered += 1
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        await asyncio.gather(*(lane(client) for _ in range(concurrency)))
+    return load.registered
+
+
+async def outbox_backlog(running: FaultStack) -> int:
+    """Rows waiting in the registration and contributions outboxes (-1: a database away)."""
+    total = 0
+    for name in ("ucj_registration", "ucj_contributions"):
+        try:
+            conn = await asyncpg.connect(running.db(name), timeout=5, command_timeout=5)
+        except (OSError, asyncpg.PostgresError):
+            return -1
+        try:
+            total += await conn.fetchval("SELECT count(*) FROM outbox")
+        finally:
+            await conn.close()
+    return total
+
+
+async def converge(running: FaultStack, regency: str, before: int, registered: int,
+                   seconds: float) -> tuple[bool, float, int, int, str]:
+    """Outboxes drained, no drift, the API showing the regency's new workers: (ok, seconds,
+    counted, national drift, detail)."""
+    started = time.monotonic()
+    deadline = started + seconds
+    backlog = await outbox_backlog(running)
+    while backlog and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        backlog = await outbox_backlog(running)
+    result = await reconcile_until(running.db("ucj_registration"),
+                                   running.db("ucj_contributions"), running.db("ucj_coverage"),
+                                   max(5.0, deadline - time.monotonic()))
+    counted = -1
+    while time.monotonic() < deadline + 10:
+        counted = await coverage_registered(running, regency) - before
+        if counted == registered:
+            break
+        await asyncio.sleep(0.2)
+    drift = sum(abs(d.drift) for d in result.drift if d.region == "ID")
+    ok = result.ok and not backlog and counted == registered
+    detail = "" if ok else (f"{result.summary()}; outbox backlog {backlog}; API shows "
+                            f"{counted} new of {registered}")
+    return ok, time.monotonic() - started, counted, drift, detail
+
+
+async def seen_partitions_move(running: FaultStack, sizes: SeenSizes, run: int) -> Row:
+    """What was seen 1: kill -9 of a worker, the relay and the contributions worker 2.5 s into
+    a bulk burst, all restarted; then both workers killed in another burst, restarted, and
+    coverage-worker killed for good so coverage-worker-2 takes every partition over."""
+    regency = "12.76"
+    before = await coverage_registered(running, regency)
+    burst = asyncio.create_task(bulk_burst(running, regency, sizes.bulk_rows, seed=100 + run))
+    await asyncio.sleep(2.5)
+    for name in ("coverage-worker", "registration-relay", "contributions-worker"):
+        await asyncio.to_thread(running.kill9, name)
+    await asyncio.to_thread(running.start_services)
+    registered = await burst
+    burst = asyncio.create_task(bulk_burst(running, regency, sizes.bulk_rows, seed=200 + run))
+    await asyncio.sleep(2.0)
+    for name in WORKERS:
+        await asyncio.to_thread(running.kill9, name)
+    await asyncio.to_thread(running.start_services)
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(running.kill9, "coverage-worker")  # for good
+    registered += await burst
+    ok, seconds, counted, drift, detail = await converge(running, regency, before, registered,
+                                                         120)
+    await asyncio.to_thread(running.start_services)
+    await asyncio.to_thread(wait_for_workers, running)
+    return Row(f"seen 1, run {run}: partitions move after kill -9 (bulk {sizes.bulk_rows} x2)",
+               regency, registered, counted, drift, round(seconds, 1), ok, detail)
+
+
+async def seen_relay_after_broker_and_postgres(running: FaultStack, sizes: SeenSizes,
+                                               run: int) -> Row:
+    """What was seen 2: kill -9 of the broker during single registrations, the broker
+    restarted, then PostgreSQL restarted; later registrations must not stay in the outbox."""
+    regency = "12.77"
+    before = await coverage_registered(running, regency)
+    load = asyncio.create_task(singles(running, regency, sizes.singles, seed=300 + run))
+    await asyncio.sleep(2.0)
+    running.kill_broker()
+    await asyncio.sleep(2.0)
+    await asyncio.to_thread(running.start_broker)
+    registered = await load
+    await asyncio.to_thread(running.restart_postgres)
+    registered += await singles(running, regency, sizes.singles_after, seed=400 + run)
+    ok, seconds, counted, drift, detail = await converge(running, regency, before, registered,
+                                                         120)
+    await asyncio.to_thread(running.start_services)
+    await asyncio.to_thread(wait_for_workers, running)
+    return Row(f"seen 2, run {run}: broker kill -9 + PostgreSQL restart under single "
+               f"registrations", regency, registered, counted, drift, round(seconds, 1), ok,
+               detail)
+
+
+async def run_seen(running: FaultStack, sizes: SeenSizes, runs: int,
+                   report: Callable[[Row], None] = lambda row: None) -> list[Row]:
+    rows = []
+    for run in range(1, runs + 1):
+        for scenario in (seen_partitions_move, seen_relay_after_broker_and_postgres):
+            row = await scenario(running, sizes, run)
+            report(row)
+            rows.append(row)
+    return rows
+
+
 def dead_letter_topic(running: FaultStack) -> str:
     return topic_name(DEAD_LETTER, running.infra.prefix)
 
@@ -484,17 +648,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long", action="store_true", help="more load, a 30 s broker pause")
     ap.add_argument("--only", help="comma-separated parts of fault names")
     ap.add_argument("--workdir", help="where the stack lives (default: a new /tmp directory)")
+    ap.add_argument("--seen", type=int, default=0, metavar="RUNS",
+                    help="instead of the matrix: issue 7's two scenarios, full size, RUNS times")
     args = ap.parse_args(argv)
     workdir = Path(args.workdir or f"/tmp/ucj-faults-{os.getpid()}")
     workdir.mkdir(parents=True, exist_ok=True)
     profile = LONG if args.long else SHORT
     running = start_fault_stack(workdir)
+    def report(row: Row) -> None:
+        print(f"{'ok  ' if row.ok else 'FAIL'} {row.fault}: sent {row.sent}, drift {row.drift},"
+              f" converged in {row.converge_s}s {row.detail}", flush=True)
+
     try:
-        rows = asyncio.run(run_matrix(
-            running, profile, set(args.only.split(",")) if args.only else None,
-            lambda row: print(f"{'ok  ' if row.ok else 'FAIL'} {row.fault}: sent {row.sent}, "
-                              f"drift {row.drift}, converged in {row.converge_s}s "
-                              f"{row.detail}", flush=True)))
+        if args.seen:
+            rows = asyncio.run(run_seen(running, SEEN_FULL, args.seen, report))
+        else:
+            rows = asyncio.run(run_matrix(
+                running, profile, set(args.only.split(",")) if args.only else None, report))
     finally:
         running.stop()
     print(table(rows))
