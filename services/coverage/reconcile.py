@@ -13,10 +13,14 @@ Separately, the village counters are checked against the coverage database's own
 (internal consistency: a counter that does not follow from the facts is a counting bug, not an
 event still in flight).
 
---repair rebuilds the counting state from the sources in one transaction on the coverage
-database: it locks every counting partition first (running workers wait), then reads the
-sources, so every event committed before the read is in the rebuilt facts and every later one
-carries a higher sequence and still applies on top; a replay of an older one is skipped.
+--repair rebuilds participant_facts and village_counters from the sources in one transaction
+on the coverage database, set-based (a million participants in about a minute). It reads the
+sources while the workers keep counting, then locks every counting partition (the workers
+wait, for seconds) and reads again only the participants whose stored facts moved meanwhile.
+So the rebuilt facts carry, per source, a sequence at least as new as any event counted so
+far: an event still in flight is either in them (its replay is skipped) or newer (it applies
+on top). Every partition's version goes up by one and every counter that changed carries it,
+so the coverage API follows.
 
 The database URLs default to the local stack's (.run/stack.json, or $UCJ_RUN_DIR's).
 Library: `await reconcile(registration_url, contributions_url, coverage_url)` → `Result`;

@@ -70,20 +70,25 @@ COVERAGE_WORKERS = ("coverage-worker", "coverage-worker-2")
 
 
 def wait_for_worker(running: RunningStack, timeout: float = 90.0) -> None:
-    """Until the coverage workers, between them, have recovered all 12 partitions."""
+    """Until the coverage workers running own all 12 partitions between them, each its share
+    (not one of them all of them, before the other has joined: a rebalance would follow)."""
     deadline = time.monotonic() + timeout
     owned: set[int] = set()
     while time.monotonic() < deadline:
-        owned = set()
+        owned, shares = set(), []
         for name in COVERAGE_WORKERS:
+            if name not in running.processes or not running.processes[name].alive():
+                continue
             try:
                 response = httpx.get(f"http://127.0.0.1:{running.ports[name]}/healthz",
                                      timeout=2)
-                if response.status_code == 200:
-                    owned |= set(response.json()["partitions"])
-            except httpx.HTTPError:
-                pass
-        if owned == set(range(12)):
+                partitions = set(response.json()["partitions"]) \
+                    if response.status_code == 200 else set()
+            except (httpx.HTTPError, ValueError, KeyError):
+                partitions = set()
+            owned |= partitions
+            shares.append(partitions)
+        if owned == set(range(12)) and all(shares):
             return
         time.sleep(0.3)
     raise TimeoutError(f"coverage workers own partitions {sorted(owned)} only:\n"
