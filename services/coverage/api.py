@@ -33,6 +33,7 @@ from services.coverage.counters_view import (
     WorkforceFigure,
     coverage_of,
 )
+from services.coverage.reconcile import by_region, drift_between, internal_drift, stored_villages
 from services.coverage.settings import CoverageApiSettings
 from services.coverage.workforce import record_workforce
 from shared.auth import Caller, KeyStore, api_keys_router, require
@@ -55,6 +56,7 @@ log = logging.getLogger("ucj.coverage.api")
 MIGRATIONS = Path(__file__).parent / "migrations"
 DASHBOARD = Path(__file__).parent / "dashboard" / "index.html"
 WORKFORCE_SCOPE = "workforce:write"
+ADMIN_SCOPE = "coverage:admin"
 MAX_WORKFORCE_BODY = 1024
 MAX_STREAM_REGIONS = 1000
 MAX_WORKFORCE = 300_000_000
@@ -234,7 +236,7 @@ def create_app(settings: CoverageApiSettings) -> FastAPI:
     app.state.coverage = ctx
     install_problem_handlers(app, dependency="the coverage database")
     app.include_router(coverage_router(ctx))
-    app.include_router(api_keys_router([WORKFORCE_SCOPE]))
+    app.include_router(api_keys_router([WORKFORCE_SCOPE, ADMIN_SCOPE]))
     return app
 
 
@@ -341,6 +343,38 @@ def coverage_router(ctx: CoverageContext) -> APIRouter:
         return StreamingResponse(
             region_events(ctx, snapshot, wants), media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @router.get("/v1/admin/reconcile", tags=["admin"])
+    async def reconcile_served(
+        _: Annotated[Caller, Depends(require(ADMIN_SCOPE))],
+    ) -> Response:
+        """The coverage service checks itself (needs `coverage:admin`): the counters it serves
+        against its database, region by region, and the database's village counters against
+        the participant facts they come from. Against the source databases of the other
+        services: `./ucj reconcile`, an operator's tool (a service reads no other's database)."""
+        for _attempt in range(10):
+            async with ctx.database() as pool, pool.acquire() as conn, conn.transaction(
+                    isolation="repeatable_read", readonly=True):
+                versions = {r["partition"]: r["version"] for r in await conn.fetch(
+                    "SELECT partition, version FROM counting_partitions")}
+                stored = await stored_villages(conn)
+                internal, internal_total = await internal_drift(conn, 100)
+            if await ctx.feed.reached(versions):
+                break
+        else:
+            raise Problem(503, "Service unavailable", "the counters keep moving faster than "
+                          "this check can follow; try again", retry_after=1)
+        regions = ctx.regions
+        villages = {code for code in ctx.view.regions() if regions.is_village(code)}
+        served = {v: {n: c for n, c in ctx.view.counters(v).items() if c}
+                  for v in villages | stored.keys()}
+        drift = drift_between(by_region(served), by_region(stored))
+        return json_response({
+            "ok": not drift and not internal_total,
+            "versions": {str(p): v for p, v in sorted(versions.items())},
+            "served_drift": [d.to_json() for d in drift[:100]], "served_drift_rows": len(drift),
+            "internal_drift": [d.to_json() for d in internal],
+            "internal_drift_rows": internal_total})
 
     @router.get("/", include_in_schema=False)
     async def dashboard() -> HTMLResponse:

@@ -78,6 +78,18 @@ class CountersFollower:
                     self.failing_since = time.monotonic()
             await asyncio.sleep(self.interval)
 
+    async def reached(self, versions: dict[int, int], within: float = 2.0) -> bool:
+        """True once what the view holds is exactly these partition versions; False when it
+        went past them or `within` seconds passed."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.versions == versions:
+                return True
+            if any(self.versions.get(p, 0) > v for p, v in versions.items()):
+                return False
+            await asyncio.sleep(self.interval / 2)
+        return False
+
     async def read_once(self) -> None:
         pool = self._pool()
         if isinstance(pool, Awaitable):

@@ -413,7 +413,7 @@ async def _rule_arrays(conn: asyncpg.Connection) -> tuple[list[str], list[str], 
             [v for _, _, v in rules])
 
 
-async def _internal_drift(conn: asyncpg.Connection, limit: int
+async def internal_drift(conn: asyncpg.Connection, limit: int
                           ) -> tuple[list[InternalDrift], int]:
     rows = await conn.fetch(f"""
         WITH derived AS ({_DERIVED_COUNTERS}),
@@ -431,7 +431,7 @@ async def _internal_drift(conn: asyncpg.Connection, limit: int
              for r in rows], rows[0]["total"] if rows else 0)
 
 
-async def _live_villages(conn: asyncpg.Connection) -> Villages:
+async def stored_villages(conn: asyncpg.Connection) -> Villages:
     villages: Villages = defaultdict(dict)
     for r in await conn.fetch("SELECT village, name, sum(value)::bigint AS value"
                               " FROM village_counters GROUP BY 1, 2 HAVING sum(value) <> 0"):
@@ -449,8 +449,8 @@ async def reconcile(registration_url: str, contributions_url: str, coverage_url:
             for url in (registration_url, contributions_url, coverage_url)]
         # The coverage side in one snapshot, so the internal check sees whole transactions.
         async with coverage.transaction(isolation="repeatable_read", readonly=True):
-            live = await _live_villages(coverage)
-            internal, internal_total = await _internal_drift(coverage, internal_limit)
+            live = await stored_villages(coverage)
+            internal, internal_total = await internal_drift(coverage, internal_limit)
             facts = await coverage.fetchval("SELECT count(*) FROM participant_facts")
         tally = Tally()
         async for chunk in read_sources(registration, [(CONTRIBUTIONS, contributions)]):

@@ -276,6 +276,13 @@ def shows(running, codes: list[str], counter: str, expected: dict[str, int]):
     return check
 
 
+def admin_reconcile(running) -> dict:
+    response = httpx.get(f"{running.url('coverage')}/v1/admin/reconcile", headers=AUTH,
+                         timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 async def until(check, sources: tuple[str, str, str], what: str, seconds: float = 30.0) -> None:
     """wait_until; when it fails, the message says what reconcile finds (which side is off)."""
     try:
@@ -305,6 +312,8 @@ async def test_reconcile_finds_a_corrupted_counter_and_repair_restores_the_truth
     clean = await reconcile_until(*sources, wait_seconds=15)
     assert clean.ok, render(clean, 50)
     assert (clean.participants, clean.facts, clean.drift) == (8, 8, [])
+    itself = admin_reconcile(running_stack)
+    assert itself["ok"] and itself["served_drift_rows"] == itself["internal_drift_rows"] == 0
 
     # A counting bug: one village counter 5 too high, committed as a worker commits.
     conn = await asyncpg.connect(urls["ucj_coverage"])
@@ -324,6 +333,11 @@ async def test_reconcile_finds_a_corrupted_counter_and_repair_restores_the_truth
     active = {code: 2 if code == village else 3 for code in levels}
     wait_until(shows(running_stack, levels, "active", {c: n + 5 for c, n in active.items()}),
                15, "the corruption visible in the coverage API")
+
+    # The service's own check: it serves what its database holds, which its facts contradict.
+    itself = admin_reconcile(running_stack)
+    assert not itself["ok"] and itself["served_drift_rows"] == 0
+    assert [(d["village"], d["counter"]) for d in itself["internal_drift"]] == [(village, "active")]
 
     broken = await reconcile(*sources)
     assert not broken.ok
