@@ -6,8 +6,9 @@
    share of them, --members) into fresh topics under a new prefix, the way the relay sends
    them: up to 200 events of one partition per Kafka message, in the partition their participant
    id hashes to. Not measured.
-2. (a) Measured: a bare aiokafka consumer reads every message of both topics and decodes every
-   event (shared/events.py decode_message), no database.
+2. (a0) Measured: a bare aiokafka consumer reads every message of both topics and parses them
+   with orjson only; (a) the same, decoding every event as the worker does (envelope and
+   payload validated, shared/events.py decode_message), no database.
 3. (b) Measured: one coverage worker process (python -m services.coverage.worker) on an empty
    coverage database folds the same events from the start; the time runs from its start until
    its source offsets (the tracking records in the database) reach the topics' ends, minus the
@@ -28,6 +29,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -108,7 +110,17 @@ async def end_offsets(bootstrap: str, prefix: str) -> dict[tuple[str, int], int]
         await consumer.stop()
 
 
-async def bare_consume(bootstrap: str, prefix: str, ends: dict) -> tuple[float, int]:
+def orjson_only(value: bytes) -> int:
+    parsed = orjson.loads(value)
+    return len(parsed) if isinstance(parsed, list) else 1
+
+
+def full_decode(value: bytes) -> int:
+    return len(decode_message(value))
+
+
+async def bare_consume(bootstrap: str, prefix: str, ends: dict,
+                       decode: Any = full_decode) -> tuple[float, int]:
     """Seconds to read and decode every event; events decoded."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
@@ -125,7 +137,7 @@ async def bare_consume(bootstrap: str, prefix: str, ends: dict) -> tuple[float, 
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             for tp, messages in batch.items():
                 for message in messages:
-                    decoded += len(decode_message(message.value))
+                    decoded += decode(message.value)
                     if message.offset + 1 >= ends[(tp.topic, tp.partition)]:
                         pending.discard(tp)
         return time.perf_counter() - started, decoded
@@ -204,6 +216,9 @@ async def main_async(args: argparse.Namespace) -> None:
         messages = await write_topics(bootstrap, prefix, events)
         ends = await end_offsets(bootstrap, prefix)
         print(f"{total} events in {messages} Kafka messages under {prefix}")
+        json_s, parsed = await bare_consume(bootstrap, prefix, ends, orjson_only)
+        print(f"(a0) bare consume + orjson parse only: {parsed} events in {json_s:.2f}s "
+              f"= {parsed / json_s:,.0f} events/s")
         bare_s, decoded = await bare_consume(bootstrap, prefix, ends)
         print(f"(a) bare consume + decode: {decoded} events in {bare_s:.2f}s "
               f"= {decoded / bare_s:,.0f} events/s")
@@ -212,7 +227,9 @@ async def main_async(args: argparse.Namespace) -> None:
               f"= {total / fold_s:,.0f} events/s (group join and start {join_s:.1f}s apart)")
         print(f"ratio bare/worker: {bare_s and (fold_s / bare_s):.1f}x slower; "
               f"participants counted {counted} of {args.n}; calibration {calibration}s")
-        print(orjson.dumps({"events": total, "messages": messages, "bare_s": round(bare_s, 3),
+        print(orjson.dumps({"events": total, "messages": messages,
+                            "orjson_events_per_s": round(parsed / json_s),
+                            "bare_s": round(bare_s, 3),
                             "bare_events_per_s": round(decoded / bare_s),
                             "fold_s": round(fold_s, 3),
                             "fold_events_per_s": round(total / fold_s),
