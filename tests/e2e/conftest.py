@@ -3,15 +3,15 @@ placeholders), on free ports, with fresh topics and databases, against the real 
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.faults import synthetic_worker
 from deploy.local import stack
 from deploy.local.process import ManagedProcess
 
@@ -95,20 +95,6 @@ def wait_for_worker(running: RunningStack, timeout: float = 90.0) -> None:
                        f"{running.processes['coverage-worker'].log_tail()}")
 
 
-_used: set[str] = set()
-
-
-def synthetic_worker(village: str, rng: random.Random) -> dict:
-    """A valid synthetic BPU worker in `village` with a NIK unique in this test run."""
-    while True:
-        sex = rng.choice("MF")
-        born = date(1970, 1, 1) + timedelta(days=rng.randrange(35 * 365))
-        day = born.day + (40 if sex == "F" else 0)
-        district = village.rsplit(".", 1)[0].replace(".", "")
-        nik = f"{district}{day:02d}{born:%m%y}{rng.randrange(1, 10_000):04d}"
-        if nik not in _used:
-            _used.add(nik)
-            break
-    return {"nik": nik, "full_name": "Pekerja Sintetis", "birth_date": born.isoformat(),
-            "sex": sex, "region_code": village, "segment": "BPU", "employer_id": None,
-            "occupation": "pedagang", "monthly_income": 1_000_000, "programs": ["JKK", "JKM"]}
+# A valid synthetic BPU worker with a NIK unique in this run (one definition, with the faults'
+# load): synthetic_worker(village, rng).
+__all__ = ["synthetic_worker"]
