@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -184,6 +185,13 @@ async def worker_fold(infra_bootstrap: str, server_url: str, prefix: str, ends: 
                     "SELECT coalesce(sum(value), 0) FROM village_counters"
                     " WHERE name = 'registered'")
                 first = joined or finished
+                try:
+                    health = (await asyncio.to_thread(
+                        httpx.get, f"http://127.0.0.1:{port}/healthz", timeout=5)).json()
+                    print(f"worker says: {health.get('events_folded')} events folded in "
+                          f"{health.get('batches')} batches")
+                except (httpx.HTTPError, ValueError):
+                    pass
                 return finished - first, first - started, int(counted)
             await asyncio.sleep(0.02)
     finally:

@@ -15,6 +15,7 @@ from shared.clock import Clock, clock_from
 from shared.db import create_pool, migrate
 from shared.event_consumer import EventConsumer
 from shared.events import Envelope, Payload
+from shared.gc_tuning import tune_gc
 from shared.logs import configure
 from shared.topics import DEAD_LETTER, MEMBERSHIPS, PARTICIPANTS, topic_name
 
@@ -87,6 +88,7 @@ async def run(settings: ContributionsSettings) -> None:
 def main() -> None:
     settings = ContributionsSettings()
     configure(settings.log_level)
+    tune_gc()
     asyncio.run(run(settings))
 
 

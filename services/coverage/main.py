@@ -10,6 +10,7 @@ import uvicorn
 
 from services.coverage.api import begin_shutdown, create_app
 from services.coverage.settings import CoverageApiSettings
+from shared.gc_tuning import tune_gc
 
 
 class _Server(uvicorn.Server):
@@ -29,6 +30,7 @@ def main() -> None:
     settings = CoverageApiSettings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    tune_gc()
     app = create_app(settings)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, loop="uvloop", access_log=False,

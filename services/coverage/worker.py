@@ -25,6 +25,8 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from services.coverage.settings import WorkerSettings
 from shared.db import create_pool, migrate
 from shared.dead_letter import dead_letter
 from shared.events import UnknownEventType, decode_message, event_bytes_in
+from shared.gc_tuning import tune_gc
 from shared.problems import dependency_away, describe_away
 from shared.topics import (
     COVERAGE_APP_ID,
@@ -56,6 +59,13 @@ from shared.topics import (
 log = logging.getLogger("ucj.coverage.worker")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class _Chunk:
+    events: list[SourceEvent] = field(default_factory=list)
+    origins: list[tuple[Any, bytes, int]] = field(default_factory=list)  # message, bytes, index
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)  # next offsets
 
 
 class Folder:
@@ -80,11 +90,31 @@ class Folder:
         return self._pool
 
     async def fold_messages(self, messages: list[Any]) -> None:
-        """Decode, then fold in transactions of at most `max_events` events each."""
-        events: list[SourceEvent] = []
-        origins: list[tuple[Any, bytes, int]] = []  # (message, the event's bytes, index)
-        positions: dict[tuple[str, int], int] = {}
+        """Decode and fold, in transactions of about `max_events_per_transaction` events, one
+        after the other. The next chunk is decoded while the database works on the one before
+        (decoding yields to the loop after each message): the two cores both work."""
         letters: list[tuple[Any, bytes, str]] = []
+        pending: asyncio.Task[list[tuple[Any, bytes, str]]] | None = None
+        try:
+            async for chunk in self._chunks(messages, letters):
+                if pending is not None:
+                    letters += await pending
+                pending = asyncio.create_task(self._commit_chunk(chunk))
+                self.events_folded += len(chunk.events)
+            if pending is not None:
+                letters += await pending
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+        for message, raw, reason in letters:
+            await self._send_dead_letter(message, raw, reason)
+        self.batches += 1
+
+    async def _chunks(self, messages: list[Any], letters: list[tuple[Any, bytes, str]]
+                      ) -> AsyncIterator[_Chunk]:
+        """The messages' events in chunks, each with the source positions it completes; what
+        cannot be decoded goes to `letters`."""
+        chunk = _Chunk()
         for message in messages:
             for index, (raw, result) in enumerate(decode_message(message.value)):
                 if isinstance(result, UnknownEventType):
@@ -92,23 +122,25 @@ class Folder:
                 if isinstance(result, ValueError):
                     letters.append((message, raw, str(result)))
                     continue
-                events.append(SourceEvent(message.partition, *result))
-                origins.append((message, raw, index))
+                chunk.events.append(SourceEvent(message.partition, *result))
+                chunk.origins.append((message, raw, index))
             key = (message.topic, message.partition)
-            positions[key] = max(positions.get(key, 0), message.offset + 1)
-        step = self._settings.max_events_per_transaction
-        for start in range(0, max(len(events), 1), step):
-            chunk = events[start:start + step]
-            last = start + step >= len(events)
-            where = [SourcePosition(t, p, o) for (t, p), o in positions.items()] if last else []
-            refused = await self._commit(chunk, where)
-            for i, reason in refused:
-                message, raw, index = origins[start + i]
-                letters.append((message, raw or event_bytes_in(message.value, index), reason))
-        for message, raw, reason in letters:
-            await self._send_dead_letter(message, raw, reason)
-        self.events_folded += len(events)
-        self.batches += 1
+            chunk.positions[key] = max(chunk.positions.get(key, 0), message.offset + 1)
+            if len(chunk.events) >= self._settings.max_events_per_transaction:
+                yield chunk
+                chunk = _Chunk()
+            await asyncio.sleep(0)  # let the transaction in flight go on
+        if chunk.events or chunk.positions:
+            yield chunk
+
+    async def _commit_chunk(self, chunk: _Chunk) -> list[tuple[Any, bytes, str]]:
+        """Fold one chunk; the dead letters of the events refused."""
+        where = [SourcePosition(t, p, o) for (t, p), o in chunk.positions.items()]
+        letters = []
+        for i, reason in await self._commit(chunk.events, where):
+            message, raw, index = chunk.origins[i]
+            letters.append((message, raw or event_bytes_in(message.value, index), reason))
+        return letters
 
     async def _commit(self, events: list[SourceEvent], positions: list[SourcePosition]
                       ) -> list[tuple[int, str]]:
@@ -222,6 +254,7 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     use_uvloop()
+    tune_gc()
     app = create_app(settings)
     level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(),
                                                         settings.log_level.lower())

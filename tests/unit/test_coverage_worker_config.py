@@ -36,3 +36,18 @@ def test_the_worker_runs_its_loops_on_uvloop():
             loop.close()
     finally:
         asyncio.set_event_loop_policy(policy)
+
+
+def test_long_lived_objects_are_frozen_out_of_the_collectors_sight():
+    import gc
+
+    from shared.gc_tuning import YOUNG_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 80_000  # the villages at least
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
