@@ -25,6 +25,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ class Folder:
         self._pool: asyncpg.Pool | None = None
         self.events_folded = 0
         self.batches = 0
+        self.last_batch: float | None = None  # monotonic time the last batch was folded
 
     async def pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -109,6 +111,7 @@ class Folder:
         for message, raw, reason in letters:
             await self._send_dead_letter(message, raw, reason)
         self.batches += 1
+        self.last_batch = time.monotonic()
 
     async def _chunks(self, messages: list[Any], letters: list[tuple[Any, bytes, str]]
                       ) -> AsyncIterator[_Chunk]:
@@ -233,8 +236,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
         partitions = sorted({tp.partition for tp in assigned if tp.topic in source_names})
         if folder._pool is None:
             return web.json({"status": "starting", "partitions": partitions}, status=503)
+        since = None if folder.last_batch is None else round(
+            time.monotonic() - folder.last_batch, 1)
         return web.json({"status": "ok", "partitions": partitions,
-                         "events_folded": folder.events_folded, "batches": folder.batches})
+                         "events_folded": folder.events_folded, "batches": folder.batches,
+                         "seconds_since_last_batch": since})
 
     return app
 
