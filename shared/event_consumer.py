@@ -154,6 +154,10 @@ class Received:
         return self.raw or event_bytes_in(self.message_value, self.index)
 
 
+Progress = Callable[[int], Awaitable[None]]
+PROGRESS_EVERY = 0.5
+
+
 class _Stuck(Exception):
     """The consumer stopped fetching while its partitions have events waiting."""
 
@@ -163,7 +167,8 @@ class EventConsumer:
                  dead_letter_topic: str, max_records: int = 2000,
                  kafka_timeout: float = KAFKA_TIMEOUT, handle_timeout: float = HANDLE_TIMEOUT,
                  stuck_after: float = STUCK_AFTER, retry_first: float = RETRY_FIRST,
-                 retry_max: float = RETRY_MAX):
+                 retry_max: float = RETRY_MAX, on_progress: Progress | None = None,
+                 progress_every: float = PROGRESS_EVERY):
         self._bootstrap = bootstrap
         self._topics = topics
         self._group_id = group_id
@@ -178,6 +183,11 @@ class EventConsumer:
         self.applied = 0  # events the handler applied
         self.dead_letters = 0  # events sent to the dead-letter topic
         self.recreated = 0  # consumers replaced because they stopped moving
+        # Told, at most every progress_every seconds, how many events wait behind the
+        # consumer's position in its partitions (0: caught up), e.g. to say "not yet known".
+        self._on_progress = on_progress
+        self._progress_every = progress_every
+        self._progress_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -212,6 +222,7 @@ class EventConsumer:
                     batch = await consumer.getmany(timeout_ms=200,
                                                    max_records=self._max_records)
                 if not batch:
+                    await self._report_progress(consumer)
                     await self._check_moving(consumer, watch)
                     continue
                 watch.moved(asyncio.get_running_loop().time())
@@ -231,9 +242,35 @@ class EventConsumer:
                 async with asyncio.timeout(self._kafka_timeout):
                     await consumer.commit()
                 self._retry = self._retry_first
+                await self._report_progress(consumer)
         finally:
             await close_producer(producer, self._kafka_timeout)
             await self._close_consumer(consumer)
+
+    async def _report_progress(self, consumer: AIOKafkaConsumer) -> None:
+        """The events waiting behind the consumer's positions, against the partitions' ends
+        asked of the broker now (so a report says: all written before it was made, and read,
+        or not); -1 while that is not known."""
+        now = asyncio.get_running_loop().time()
+        if self._on_progress is None or now - self._progress_at < self._progress_every:
+            return
+        self._progress_at = now
+        assigned = consumer.assignment()
+        waiting = -1
+        if assigned:
+            try:
+                async with asyncio.timeout(self._kafka_timeout):
+                    ends = await consumer.end_offsets(list(assigned))
+                    positions = {tp: await consumer.position(tp) for tp in assigned}
+                waiting = sum(max(0, ends[tp] - positions[tp]) for tp in assigned)
+            except (TimeoutError, KafkaError, AssertionError, KeyError) as exc:
+                log.debug("consumer %s: progress unknown (%s)", self._group_id,
+                          type(exc).__name__)
+        try:
+            await self._on_progress(waiting)
+        except Exception as exc:  # a report is not worth a batch: the next one comes
+            log.warning("consumer %s: progress not recorded (%s)", self._group_id,
+                        _described(exc))
 
     async def _read(self, batch: dict[TopicPartition, list[Any]],
                     producer: AIOKafkaProducer) -> list[Received]:

@@ -11,6 +11,7 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from services.contributions import domain, store
+from services.contributions.progress import PARTICIPANT_CONSUMER, NotYet, known_or_settled
 from services.contributions.rates import NoRatesError
 from services.contributions.schemas import MAX_BULK_LINES, PaymentIn, parse_line
 from services.contributions.settings import ContributionsSettings
@@ -41,11 +42,19 @@ def _participant_id(value: str) -> uuid.UUID:
         raise Problem(404, "Not found", "no participant has this id (not a UUID)") from None
 
 
+NOT_YET_KNOWN = "https://ucj.live/problems/not-yet-known"
+
+
 async def _known_member(request: Request, participant_id: str) -> store.MemberState:
-    state = await store.member(request.app.state.pool, _participant_id(participant_id))
+    pool = request.app.state.pool
+    pid = _participant_id(participant_id)
+    state = await known_or_settled(pool, PARTICIPANT_CONSUMER, lambda: store.member(pool, pid))
+    if isinstance(state, NotYet):
+        raise Problem(404, "Not yet known", "no participant has this id yet: the "
+                      "contributions service is still reading registrations; retry",
+                      type_=NOT_YET_KNOWN, retry_after=1)
     if state is None:
-        raise Problem(404, "Not found", "no participant has this id (a registration can take "
-                      "a moment to reach the contributions service)")
+        raise Problem(404, "Not found", "no participant has this id")
     return state
 
 

@@ -10,6 +10,7 @@ import signal
 from typing import Any
 
 from services.contributions import store
+from services.contributions.progress import PARTICIPANT_CONSUMER, record_progress
 from services.contributions.settings import ContributionsSettings
 from shared.clock import Clock, clock_from
 from shared.db import create_pool, migrate
@@ -60,10 +61,15 @@ def participant_consumer(pool, clock: Clock, *, bootstrap: str, topic_prefix: st
         async with pool.acquire(timeout=DB_DEADLINE) as conn, conn.transaction():
             await store.apply_participant_events(conn, events, clock.today())
 
+    async def report(waiting: int) -> None:
+        async with pool.acquire(timeout=DB_DEADLINE) as conn:
+            await record_progress(conn, PARTICIPANT_CONSUMER, waiting)
+
     return EventConsumer(
         bootstrap=bootstrap, topics=[topic_name(PARTICIPANTS, topic_prefix)],
         group_id=f"{topic_prefix}ucj-contributions", handle=learn,
-        dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), **options)
+        dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), on_progress=report,
+        **options)
 
 
 async def run(settings: ContributionsSettings) -> None:

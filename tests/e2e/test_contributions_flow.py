@@ -143,3 +143,22 @@ def test_a_city_budget_batch_survives_kill_9_of_the_relay_and_the_worker(running
     wait_until(exact, 90, "every paid worker active, exactly once")
     time.sleep(2)
     assert exact() is True
+
+
+def test_right_after_registration_a_worker_is_known_or_not_yet_known_never_unknown(
+        running_stack):
+    rng = random.Random(23)
+    url = running_stack.url("contributions")
+    with httpx.Client(timeout=5) as client:
+        for _ in range(5):
+            [pid] = register(running_stack, [synthetic_worker(VILLAGES[0], rng)])
+            first = client.get(f"{url}/v1/dues/{pid}", headers=AUTH)
+            assert first.status_code == 200 or (
+                first.status_code == 404 and first.json()["type"].endswith("/not-yet-known")
+                and first.headers["retry-after"] == "1"), first.text
+            wait_known(running_stack, [pid])
+        # Caught up: the worker says so within a second or two, and an id nobody registered
+        # is then plainly unknown.
+        wait_until(lambda: client.get(f"{url}/v1/dues/00000000-0000-4000-8000-000000000000",
+                                      headers=AUTH).json()["type"] == "about:blank" or None,
+                   15, "an unknown id plainly unknown once the worker has caught up")

@@ -3,6 +3,7 @@ the calendar, with members learnt from registration events."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 
@@ -266,3 +267,33 @@ async def test_the_calendar_first_looks_at_a_new_member_when_time_alone_changes_
     # it on 16 February 2027. The old registration has lapsed already: look today.
     assert str(checks[new]) == "2027-02-16"
     assert str(checks[old]) == "2026-11-20"
+
+
+async def test_an_id_not_learnt_yet_is_not_yet_known_while_registrations_wait(service, auth):
+    """CONTRACT: a well-formed id the service has not learnt yet, while it is still catching up
+    with its input events, is 404 `.../not-yet-known` with Retry-After: 1. It is plainly unknown
+    once a report made after the question says the worker has read every registration."""
+    client, conn, _ = service
+    from services.contributions.progress import PARTICIPANT_CONSUMER, record_progress
+
+    async def answer():
+        response = await client.get(f"/v1/dues/{uuid.uuid4()}", headers=auth)
+        assert response.status_code == 404
+        return response
+
+    never_reported = await answer()  # no worker has said anything
+    assert never_reported.json()["type"].endswith("/not-yet-known")
+    assert never_reported.headers["retry-after"] == "1"
+    await record_progress(conn, PARTICIPANT_CONSUMER, 0)
+    # Caught up, but said before the question: it may not cover the registration asked about.
+    assert (await answer()).json()["type"].endswith("/not-yet-known")
+
+    async def report_while_asked(waiting: int):
+        asking = asyncio.create_task(answer())
+        await asyncio.sleep(0.8)
+        await record_progress(conn, PARTICIPANT_CONSUMER, waiting)
+        return await asking
+
+    assert (await report_while_asked(250)).json()["type"].endswith("/not-yet-known")
+    unknown = await report_while_asked(0)  # read everything, said after the question
+    assert unknown.json()["type"] == "about:blank" and "retry-after" not in unknown.headers
