@@ -9,9 +9,14 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from shared.text import NoControls
+
 MAX_BULK_LINES = 10_000
 
-PaymentRef = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$")]
+# Every text field refuses control characters first (shared/text.py), with one message.
+PaymentRef = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$"), NoControls
+]
 
 
 class PaymentIn(BaseModel):
@@ -21,12 +26,12 @@ class PaymentIn(BaseModel):
 
     payment_ref: PaymentRef
     participant_id: uuid.UUID = Field(json_schema_extra={"format": "uuid"})
-    first_period: Annotated[str, Field(max_length=7, examples=["2026-11"])]
+    first_period: Annotated[str, Field(max_length=7, examples=["2026-11"]), NoControls]
     months: int
     amount: int
     payer: Literal["self", "employer", "government", "csr"]
     # Government and CSR payers name how the money is funded (DOMAIN.md): SG, SD, SA, SL, SC, SB.
-    funding_code: Annotated[str, Field(max_length=2)] | None = None
+    funding_code: Annotated[str, Field(max_length=2), NoControls] | None = None
 
     _digest: bytes = PrivateAttr(default=b"")
 
@@ -48,7 +53,7 @@ def errors_from_validation(exc: ValidationError) -> list[dict[str, str]]:
         field = ".".join(str(part) for part in error["loc"])
         message = {"missing": "is required", "extra_forbidden": "is not a field of this request",
                    "uuid_parsing": "must be a UUID", "uuid_type": "must be a UUID"}.get(
-            error["type"]) or error["msg"]
+            error["type"]) or error["msg"].removeprefix("Value error, ")
         out.append({"field": field, "message": message})
     return out
 

@@ -125,15 +125,42 @@ class PaymentOutcome:
     status_code: int  # for a single request: 201, or the 4xx of the first error
 
 
+class _PaymentRefTaken(Exception):
+    """A payment_ref this attempt meant to record was committed meanwhile by another request."""
+
+
+# Each retry sees at least one more payment_ref committed by others, so a request retries only
+# while other requests keep winning races for its refs; past this, something else is wrong.
+_MAX_ATTEMPTS = 50
+
+
 async def pay(conn: asyncpg.Connection, lines: list[PaymentIn], *, caller: str, today: date,
               topic: str) -> list[PaymentOutcome]:
     """Record money received, line by line in order, in the caller's transaction. Each line is
-    accepted or refused on its own; the same payment_ref again returns its first result."""
+    accepted or refused on its own; the same payment_ref again returns its first result, one
+    used for another payment is a 409 outcome, also when the requests race (the database's
+    unique payment_ref decides who was first, never this process)."""
+    for _ in range(_MAX_ATTEMPTS):
+        try:
+            # A savepoint: a lost race undoes this attempt only, and the next one sees the
+            # winner's payment.
+            async with conn.transaction():
+                return await _pay_once(conn, lines, caller=caller, today=today, topic=topic)
+        except _PaymentRefTaken:
+            continue
+    raise RuntimeError(f"payments kept losing payment_ref races ({_MAX_ATTEMPTS} attempts)")
+
+
+async def _pay_once(conn: asyncpg.Connection, lines: list[PaymentIn], *, caller: str,
+                    today: date, topic: str) -> list[PaymentOutcome]:
+    states = await lock_members(conn, sorted({line.participant_id for line in lines}))
+    # Read after the members' locks: a payment for them that committed while we waited (an
+    # identical request that raced this one) is seen here and replayed, not judged again by
+    # the rules against the state it left (which would refuse it: that period is paid).
     earlier = {r["payment_ref"]: r for r in await conn.fetch(
         "SELECT payment_ref, request_hash, id, paid_through, membership_status"
         " FROM contributions WHERE payment_ref = ANY($1::text[])",
         [line.payment_ref for line in lines])}
-    states = await lock_members(conn, sorted({line.participant_id for line in lines}))
     outcomes: list[PaymentOutcome] = []
     new_rows: list[tuple] = []
     for line in lines:
@@ -169,7 +196,11 @@ async def pay(conn: asyncpg.Connection, lines: list[PaymentIn], *, caller: str, 
         outcomes.append(PaymentOutcome(_result(row), [], 201))
     if new_rows:
         columns = list(zip(*new_rows, strict=True))
-        await conn.execute(
+        # A ref that another request (for other members, so not waiting on our locks) is
+        # recording now makes this insert wait for it; if it commits, the ref is taken and
+        # this attempt starts again. Refs are inserted in one order everywhere, so two such
+        # requests wait on each other in one direction only (no deadlock).
+        inserted = await conn.fetch(
             """
             INSERT INTO contributions (id, payment_ref, request_hash, participant_id,
                 first_period, months, amount, payer, funding_code, paid_through,
@@ -177,7 +208,14 @@ async def pay(conn: asyncpg.Connection, lines: list[PaymentIn], *, caller: str, 
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::uuid[], $5::text[],
                                  $6::int[], $7::bigint[], $8::text[], $9::text[], $10::text[],
                                  $11::text[], $12::text[])
+                 AS u(id, payment_ref, request_hash, participant_id, first_period, months,
+                      amount, payer, funding_code, paid_through, membership_status, received_by)
+            ORDER BY u.payment_ref COLLATE "C"
+            ON CONFLICT (payment_ref) DO NOTHING
+            RETURNING id
             """, *[list(c) for c in columns])
+        if len(inserted) < len(new_rows):
+            raise _PaymentRefTaken
     await save_members(conn, list(states.values()), topic)
     return outcomes
 

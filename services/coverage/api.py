@@ -50,6 +50,7 @@ from shared.problems import (
     validation_problem,
 )
 from shared.regions import Level, Region, RegionDirectory, directory, level_of
+from shared.text import refuse_controls
 
 log = logging.getLogger("ucj.coverage.api")
 
@@ -93,6 +94,12 @@ class WorkforceIn(BaseModel):
         if not 2000 <= year <= latest:
             raise ValueError(f"must be between 2000 and {latest}")
         return year
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _no_control_characters(cls, source: object) -> object:
+        # Before the type's checks and strip() (which would drop some): shared/text.py.
+        return refuse_controls(source) if isinstance(source, str) else source
 
     @field_validator("source")
     @classmethod

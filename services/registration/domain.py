@@ -8,7 +8,6 @@ day a regulation changes there is one place to change (and to date, when it firs
 from __future__ import annotations
 
 import dataclasses
-import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 from shared.field_errors import FieldError
 from shared.regions import NATIONAL_CODE, RegionDirectory, level_of
+from shared.text import CONTROL_CHARACTERS, control_character
 
 Segment = Literal["PU", "BPU", "JAKON", "PMI"]
 Program = Literal["JKK", "JKM", "JHT", "JP", "JKP"]
@@ -227,17 +227,15 @@ def check_birth_date(birth_date: date, *, today: date) -> list[FieldError]:
 
 
 def check_text(field: str, value: str | None, *, required: bool = False) -> list[FieldError]:
-    """Free text: not blank, and no control or surrogate characters (the database refuses NUL,
-    and a lone surrogate cannot be stored as UTF-8)."""
+    """Free text: not blank, and no control or surrogate characters (shared/text.py: the
+    database refuses NUL, and a lone surrogate cannot be stored as UTF-8)."""
     if value is None:
         return [FieldError(field, "is required")] if required else []
+    if control_character(value) is not None:
+        return [FieldError(field, CONTROL_CHARACTERS)]
     if not value.strip():
         hint = "" if required else "; send null when there is none"
         return [FieldError(field, f"may not be blank{hint}")]
-    if not value.isprintable() and any(unicodedata.category(ch) in ("Cc", "Cs")
-                                       for ch in value):
-        # (isprintable is a fast C pre-check; it also says no to spaces other than ' ')
-        return [FieldError(field, "may not contain control characters")]
     return []
 
 

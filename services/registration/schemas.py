@@ -31,6 +31,7 @@ from pydantic import (
 from services.registration import domain
 from services.registration.domain import Program, Segment, Sex
 from shared.regions import RegionDirectory, directory
+from shared.text import NoControls
 
 MAX_BULK_ROWS = 10_000
 FULL_NAME_MAX_CHARS = 200
@@ -68,8 +69,11 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Programs = Annotated[
     list[Program], Field(max_length=len(domain.PROGRAMS)), AfterValidator(_each_once)
 ]
-RegionCode = Annotated[str, Field(max_length=REGION_CODE_MAX_CHARS, examples=["12.75.01.1001"])]
-EmployerId = Annotated[str, Field(max_length=EMPLOYER_ID_MAX_CHARS)]
+# Every text field refuses control characters (shared/text.py: NoControls, after the Field).
+RegionCode = Annotated[
+    str, Field(max_length=REGION_CODE_MAX_CHARS, examples=["12.75.01.1001"]), NoControls
+]
+EmployerId = Annotated[str, Field(max_length=EMPLOYER_ID_MAX_CHARS), NoControls]
 
 
 class ParticipantIn(BaseModel):
@@ -77,14 +81,16 @@ class ParticipantIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    nik: Annotated[str, Field(max_length=NIK_MAX_CHARS, examples=["1275014508900001"])]
-    full_name: Annotated[str, Field(max_length=FULL_NAME_MAX_CHARS)]
+    nik: Annotated[
+        str, Field(max_length=NIK_MAX_CHARS, examples=["1275014508900001"]), NoControls
+    ]
+    full_name: Annotated[str, Field(max_length=FULL_NAME_MAX_CHARS), NoControls]
     birth_date: IsoDate
     sex: Sex
     region_code: RegionCode
     segment: Segment
     employer_id: EmployerId | None = None
-    occupation: Annotated[str, Field(max_length=OCCUPATION_MAX_CHARS)] | None = None
+    occupation: Annotated[str, Field(max_length=OCCUPATION_MAX_CHARS), NoControls] | None = None
     monthly_income: int
     programs: Programs
 
