@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.registration import store
+from services.registration import access, store
 from services.registration.schemas import (
     MAX_BULK_ROWS,
     ParticipantIn,
@@ -27,14 +28,16 @@ from shared.clock import Clock
 from shared.problems import (
     PROBLEM_JSON,
     Problem,
+    field_errors,
     read_body,
     read_json,
     validation_problem,
 )
 from shared.service_app import service_app
+from shared.text import NoControls
 from shared.topics import PARTICIPANTS, topic_name
 
-SCOPES = ["participants:write", "participants:read"]
+SCOPES = ["participants:write", "participants:read", access.PII_SCOPE, access.GRANT_SCOPE]
 SINGLE_MAX_BYTES = 64 * 1024
 BULK_MAX_BYTES = 16 * 1024 * 1024
 IDEMPOTENCY_KEY_MAX = 200
@@ -42,6 +45,7 @@ IDEMPOTENCY_KEY_MAX = 200
 router = APIRouter(prefix="/v1/participants", tags=["participants"])
 Writer = Annotated[Caller, Depends(require("participants:write"))]
 Reader = Annotated[Caller, Depends(require("participants:read"))]
+Granter = Annotated[Caller, Depends(require(access.GRANT_SCOPE))]
 
 
 def _json(status: int, body: Any) -> Response:
@@ -181,20 +185,33 @@ def _participant_id(value: str) -> uuid.UUID:
         raise Problem(404, "Not found", "no participant has this id (not a UUID)") from None
 
 
-def _public(record: Any, caller: Caller) -> dict[str, Any]:
+def _public(record: Any, full: bool) -> dict[str, Any]:
+    """Masked NIK and shortened name for every reader; the full record only for an audited
+    read (services/registration/access.py)."""
     out = ParticipantOut.from_record(record).model_dump(mode="json")
-    if caller.key_id == record["registered_by"]:
-        # The registering partner sees what it sent (DOMAIN.md: masked to anyone else).
+    if full:
         out["nik"], out["full_name"] = record["nik"], record["full_name"]
     return out
 
 
+async def _visible(conn: Any, caller: Caller, pid: uuid.UUID, *, for_update: bool = False
+                   ) -> Any:
+    """The worker's record if this caller may see it; otherwise, as if it did not exist."""
+    record = await store.get(conn, pid, for_update=for_update)
+    if record is None or not await access.may_see(conn, caller, record):
+        raise Problem(404, "Not found", "no participant has this id")
+    return record
+
+
 @router.get("/{participant_id}", response_model=ParticipantOut)
 async def read_participant(participant_id: str, request: Request, caller: Reader) -> Response:
-    record = await store.get(request.app.state.pool, _participant_id(participant_id))
-    if record is None:
-        raise Problem(404, "Not found", "no participant has this id")
-    return _json(200, _public(record, caller))
+    pid = _participant_id(participant_id)
+    reason = access.pii_reason(caller, request.headers.get(access.REASON_HEADER))
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        record = await _visible(conn, caller, pid)
+        if reason is not None:
+            await access.audit_pii_read(conn, caller, pid, reason)
+    return _json(200, _public(record, full=reason is not None))
 
 
 @router.patch("/{participant_id}", response_model=ParticipantOut)
@@ -203,9 +220,7 @@ async def change_participant(participant_id: str, request: Request, caller: Writ
     raw = await read_json(request, max_bytes=SINGLE_MAX_BYTES)
     clock: Clock = request.app.state.clock
     async with request.app.state.pool.acquire() as conn, conn.transaction():
-        record = await store.get(conn, pid, for_update=True)
-        if record is None:
-            raise Problem(404, "Not found", "no participant has this id")
+        record = await _visible(conn, caller, pid, for_update=True)
         if record["status"] == "terminated":
             raise Problem(409, "Membership ended",
                           "this membership has ended; register the worker anew")
@@ -217,7 +232,52 @@ async def change_participant(participant_id: str, request: Request, caller: Writ
                    != (list(v) if k == "programs" else v)}
         if changes:
             record = await store.change(conn, record, changes, topic=request.app.state.topic)
-    return _json(200, _public(record, caller))
+    return _json(200, _public(record, full=False))
+
+
+class LookupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    nik: Annotated[str, Field(min_length=16, max_length=16, pattern=r"^[0-9]{16}$")]
+
+
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    key_id: Annotated[str, Field(min_length=1, max_length=100), NoControls]
+
+
+@router.post("/lookup", responses={404: {"description": "no live membership has this NIK"}},
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": LookupIn.model_json_schema()}}}})
+async def lookup_by_nik(request: Request, _: Reader) -> Response:
+    """The participant id of a NIK's live membership (the NIK in the body, never in a URL, so
+    it stays out of access logs). Whoever knows the NIK may pay for the worker, so any reader
+    gets the id, and nothing else."""
+    raw = await read_json(request, max_bytes=1024)
+    try:
+        body = LookupIn.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_problem(field_errors(exc.errors())) from None
+    found = await access.live_participant_by_nik(request.app.state.pool, body.nik)
+    if found is None:
+        raise Problem(404, "Not found", "no live membership has this NIK")
+    return _json(200, {"participant_id": str(found)})
+
+
+@router.post("/{participant_id}/grants", status_code=201,
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": GrantIn.model_json_schema()}}}})
+async def grant_access(participant_id: str, request: Request, caller: Granter) -> Response:
+    """Let another partner key read and change this worker (scope participants:grant)."""
+    pid = _participant_id(participant_id)
+    raw = await read_json(request, max_bytes=1024)
+    try:
+        body = GrantIn.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_problem(field_errors(exc.errors())) from None
+    async with request.app.state.pool.acquire() as conn, conn.transaction():
+        await _visible(conn, caller, pid)
+        await access.grant(conn, pid, body.key_id, caller.key_id)
+    return _json(201, {"participant_id": str(pid), "key_id": body.key_id})
 
 
 def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) -> FastAPI:

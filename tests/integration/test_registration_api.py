@@ -202,20 +202,92 @@ async def test_bulk_of_more_than_ten_thousand_rows_is_refused_whole(service, aut
     assert await counts(conn) == (0, 0)
 
 
-async def test_reads_mask_the_nik_for_anyone_but_the_registering_partner(service, auth):
+async def partner(client, auth, *scopes: str) -> tuple[str, dict[str, str]]:
+    """A new partner key with these scopes: (its id, its headers)."""
+    made = (await client.post("/v1/api-keys", json={"name": "partner", "scopes": list(scopes)},
+                              headers=auth)).json()
+    return made["id"], {"Authorization": f"Bearer {made['key']}"}
+
+
+async def test_every_read_masks_the_nik_and_name_even_for_the_registering_partner(service, auth):
     client, _, _ = service
-    pid = (await client.post("/v1/participants", json=worker(), headers=auth)).json()[
+    _, agent = await partner(client, auth, "participants:read", "participants:write")
+    pid = (await client.post("/v1/participants", json=worker(), headers=agent)).json()[
         "participant_id"]
-    own = (await client.get(f"/v1/participants/{pid}", headers=auth)).json()
-    assert own["nik"] == "1275014508900001"
-    key = (await client.post("/v1/api-keys", json={"name": "pemda", "scopes": [
-        "participants:read"]}, headers=auth)).json()["key"]
-    other = await client.get(f"/v1/participants/{pid}", headers={"Authorization": f"Bearer {key}"})
-    assert other.status_code == 200
-    assert other.json()["nik"] == "127501******0001"
-    assert "Siti" not in other.json()["full_name"]
+    own = (await client.get(f"/v1/participants/{pid}", headers=agent)).json()
+    assert own["nik"] == "127501******0001" and "Siti" not in own["full_name"]
+    admin = (await client.get(f"/v1/participants/{pid}", headers=auth)).json()
+    assert admin["nik"] == "127501******0001"  # every scope, but no reason given: masked
     assert (await client.get(f"/v1/participants/{uuid.uuid4()}", headers=auth)).status_code == 404
     assert (await client.get("/v1/participants/not-a-uuid", headers=auth)).status_code == 404
+
+
+async def test_a_partner_sees_and_changes_only_its_own_workers_unless_granted(service, auth):
+    client, _, _ = service
+    _, agent = await partner(client, auth, "participants:read", "participants:write")
+    other_id, other = await partner(client, auth, "participants:read", "participants:write")
+    pid = (await client.post("/v1/participants", json=worker(), headers=agent)).json()[
+        "participant_id"]
+    assert (await client.get(f"/v1/participants/{pid}", headers=other)).status_code == 404
+    patched = await client.patch(f"/v1/participants/{pid}", headers=other,
+                                 json={"region_code": MEDAN_VILLAGE})
+    assert patched.status_code == 404
+    assert (await client.get(f"/v1/participants/{pid}", headers=agent)).json()[
+        "region_code"] != MEDAN_VILLAGE  # nothing changed
+    # The 409 for a known NIK gives the id (whoever knows the NIK may pay), nothing else.
+    again = await client.post("/v1/participants", json=worker(), headers=other)
+    assert again.status_code == 409 and again.json()["participant_id"] == pid
+    assert "full_name" not in again.json() and "region_code" not in again.json()
+    # An admin grants the other partner this worker.
+    _, granter = await partner(client, auth, "participants:grant")
+    refused = await client.post(f"/v1/participants/{pid}/grants", json={"key_id": other_id},
+                                headers=agent)
+    assert refused.status_code == 403
+    granted = await client.post(f"/v1/participants/{pid}/grants", json={"key_id": other_id},
+                                headers=auth)
+    assert granted.status_code == 201, granted.text
+    assert (await client.get(f"/v1/participants/{pid}", headers=other)).status_code == 200
+    assert (await client.post(f"/v1/participants/{pid}/grants", json={"key_id": other_id},
+                              headers=granter)).status_code == 404  # not its worker to give
+
+
+async def test_a_full_read_needs_the_pii_scope_and_a_reason_and_is_audited(service, auth):
+    client, conn, _ = service
+    _, agent = await partner(client, auth, "participants:read", "participants:write")
+    pii_id, pii = await partner(client, auth, "participants:read", "participants:pii")
+    pid = (await client.post("/v1/participants", json=worker(), headers=agent)).json()[
+        "participant_id"]
+    await client.post(f"/v1/participants/{pid}/grants", json={"key_id": pii_id}, headers=auth)
+    reason = {"X-Access-Reason": "claim JKK-2026-0042: identity check"}
+    refused = await client.get(f"/v1/participants/{pid}", headers={**agent, **reason})
+    assert refused.status_code == 403  # no pii scope: asking is refused, not silently masked
+    masked = (await client.get(f"/v1/participants/{pid}", headers=pii)).json()
+    assert masked["nik"] == "127501******0001"  # the scope alone: still masked, not audited
+    assert await conn.fetchval("SELECT count(*) FROM pii_reads") == 0
+    full = await client.get(f"/v1/participants/{pid}", headers={**pii, **reason})
+    assert full.status_code == 200
+    assert full.json()["nik"] == "1275014508900001" and "Siti" in full.json()["full_name"]
+    audit = await conn.fetch("SELECT key_id, participant_id::text AS pid, reason FROM pii_reads")
+    assert [(r["key_id"], r["pid"], r["reason"]) for r in audit] == [
+        (pii_id, pid, reason["X-Access-Reason"])]
+    bad = await client.get(f"/v1/participants/{pid}", headers={**pii, "X-Access-Reason": " "})
+    assert bad.status_code == 400
+
+
+async def test_a_nik_is_looked_up_in_the_body_and_gives_the_id_only(service, auth):
+    client, _, _ = service
+    _, agent = await partner(client, auth, "participants:read", "participants:write")
+    _, pemda = await partner(client, auth, "participants:read")
+    pid = (await client.post("/v1/participants", json=worker(), headers=agent)).json()[
+        "participant_id"]
+    found = await client.post("/v1/participants/lookup", json={"nik": worker()["nik"]},
+                              headers=pemda)
+    assert found.status_code == 200 and found.json() == {"participant_id": pid}
+    missing = await client.post("/v1/participants/lookup", json={"nik": "1275019999990001"},
+                                headers=pemda)
+    assert missing.status_code == 404
+    assert (await client.post("/v1/participants/lookup", json={"nik": "12"},
+                              headers=pemda)).status_code == 422
 
 
 async def test_a_move_to_another_village_publishes_participant_changed(service, auth):
