@@ -16,13 +16,15 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.problems import Problem
+from shared.problems import Problem, field_errors, read_json, validation_problem
+from shared.text import NoControls
 
 ALL_SCOPES = "*"
 BOOTSTRAP_KEY_ID = "bootstrap"
 _CACHE_SECONDS = 30.0
+NEW_KEY_MAX_BYTES = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def require(scope: str):
 
 class NewApiKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[str, Field(min_length=1, max_length=100), NoControls]
     scopes: list[str] = Field(min_length=1, max_length=20)
 
 
@@ -107,9 +109,18 @@ def api_keys_router(known_scopes: list[str]) -> APIRouter:
     """POST /v1/api-keys (scope `admin`): a new key for a partner, shown once."""
     router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
-    @router.post("", status_code=201)
-    async def create_key(body: NewApiKey, request: Request,
+    # The body is read in the route, after the key is checked: a body parameter would have
+    # FastAPI read and parse it before any dependency runs, for anyone who sends one.
+    @router.post("", status_code=201, openapi_extra={"requestBody": {
+        "required": True, "content": {"application/json": {
+            "schema": NewApiKey.model_json_schema()}}}})
+    async def create_key(request: Request,
                          _: Annotated[Caller, Depends(require("admin"))]) -> dict:
+        try:
+            body = NewApiKey.model_validate(
+                await read_json(request, max_bytes=NEW_KEY_MAX_BYTES))
+        except ValidationError as exc:
+            raise validation_problem(field_errors(exc.errors())) from None
         unknown = sorted(set(body.scopes) - set(known_scopes) - {"admin"})
         if unknown:
             raise Problem(422, "Invalid request", f"unknown scopes: {', '.join(unknown)}",

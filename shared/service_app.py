@@ -104,8 +104,8 @@ def service_app(title: str, *, settings: ServiceSettings, migrations: Path,
                 pool.terminate()
 
     app = FastAPI(title=title, version="1", lifespan=lifespan)
-    install_problem_handlers(app, dependency=database)
     app.add_middleware(_UntilReady, database=database)
+    install_problem_handlers(app, dependency=database)  # its RequestGuard goes in front
     for router in routers:
         app.include_router(router)
     app.include_router(api_keys_router(scopes))

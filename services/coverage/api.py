@@ -322,8 +322,7 @@ def coverage_router(ctx: CoverageContext) -> APIRouter:
             figure = await record_workforce(
                 pool, region.code, WorkforceFigure(body.workforce, body.year, body.source))
         ctx.workforce.put(region.code, figure)
-        log.info("workforce of %s set to %d (%d, %s)", region.code, figure.workforce,
-                 figure.year, figure.source)
+        log.info("workforce of %s set to %d (%d)", region.code, figure.workforce, figure.year)
         return json_response((await ctx.coverage([region]))[0])
 
     @router.get(

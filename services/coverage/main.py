@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from types import FrameType
 
@@ -11,6 +10,8 @@ import uvicorn
 from services.coverage.api import begin_shutdown, create_app
 from services.coverage.settings import CoverageApiSettings
 from shared.gc_tuning import tune_gc
+from shared.logs import configure
+from shared.serve import uvicorn_limits
 
 
 class _Server(uvicorn.Server):
@@ -28,14 +29,13 @@ class _Server(uvicorn.Server):
 
 def main() -> None:
     settings = CoverageApiSettings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(settings.log_level)
     tune_gc()
     app = create_app(settings)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, loop="uvloop", access_log=False,
-        log_config=None, log_level=settings.log_level.lower(), timeout_graceful_shutdown=10,
-        proxy_headers=False,
+        log_config=None, log_level=settings.log_level.lower(), proxy_headers=False,
+        **uvicorn_limits(),  # bounded request heads, keep-alive, graceful shutdown (10 s)
     )
     _Server(config, lambda: begin_shutdown(app)).run()
 

@@ -47,6 +47,7 @@ from shared.db import create_pool, migrate
 from shared.dead_letter import dead_letter
 from shared.events import UnknownEventType, decode_message, event_bytes_in
 from shared.gc_tuning import tune_gc
+from shared.logs import configure
 from shared.problems import dependency_away, describe_away
 from shared.topics import (
     COVERAGE_APP_ID,
@@ -256,8 +257,7 @@ def use_uvloop() -> None:
 
 def main() -> None:
     settings = WorkerSettings()
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure(settings.log_level)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     use_uvloop()
     tune_gc()

@@ -138,3 +138,11 @@ async def test_one_warning_per_outage_not_one_per_request(caplog):
     for _ in range(5):
         assert (await post(app)).status_code == 503
     assert len([r for r in caplog.records if r.name == "shared.problems"]) == 1
+
+
+def test_a_connection_dropped_mid_operation_is_an_outage_other_client_errors_are_bugs():
+    # Seen when PostgreSQL restarts under a running transaction (the coverage workers).
+    dropped = asyncpg.InternalClientError(
+        "cannot switch to state 15; another operation (2) is in progress")
+    assert dependency_away(dropped)
+    assert not dependency_away(asyncpg.InternalClientError("unexpected codec"))
