@@ -75,3 +75,29 @@ async def read_topic(bootstrap: str, topic: str, *, expect: int, wait_s: float =
 @pytest.fixture
 def auth() -> dict[str, str]:
     return dict(AUTH)
+
+
+@pytest.fixture
+async def registration(infra, bare_prefix):
+    """The registration service in-process on a database of its own: (client, connection)."""
+    import asyncpg
+
+    from services.registration.api import create_app as registration_app
+    from services.registration.settings import RegistrationSettings
+
+    url = infra.new_database("registration")
+    settings = RegistrationSettings(DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
+                                    UCJ_TOPIC_PREFIX=bare_prefix,
+                                    UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
+    async for client in asgi_client(registration_app(settings)):
+        conn = await asyncpg.connect(url)
+        try:
+            yield client, conn
+        finally:
+            await conn.close()
+
+
+async def registered_rows(conn) -> tuple[int, int]:
+    """(participants, outbox rows) in a registration database."""
+    return (await conn.fetchval("SELECT count(*) FROM participants"),
+            await conn.fetchval("SELECT count(*) FROM outbox"))

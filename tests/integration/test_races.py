@@ -19,11 +19,9 @@ import pytest
 from services.contributions import store as contributions_store
 from services.contributions.api import create_app as contributions_app
 from services.contributions.settings import ContributionsSettings
-from services.registration.api import create_app as registration_app
-from services.registration.settings import RegistrationSettings
 from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, make_envelope
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
+from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, registered_rows
 
 pytestmark = pytest.mark.integration
 
@@ -55,25 +53,6 @@ def no_5xx(responses: list[httpx.Response]) -> None:
 
 
 # --- registration: Idempotency-Key and the one live NIK ---------------------------------------
-
-
-@pytest.fixture
-async def registration(infra, bare_prefix):
-    url = infra.new_database("registration")
-    settings = RegistrationSettings(DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                    UCJ_TOPIC_PREFIX=bare_prefix,
-                                    UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    async for client in asgi_client(registration_app(settings)):
-        conn = await asyncpg.connect(url)
-        try:
-            yield client, conn
-        finally:
-            await conn.close()
-
-
-async def registered_rows(conn) -> tuple[int, int]:
-    return (await conn.fetchval("SELECT count(*) FROM participants"),
-            await conn.fetchval("SELECT count(*) FROM outbox"))
 
 
 async def test_twenty_identical_registrations_with_one_key_register_once_and_answer_alike(

@@ -17,12 +17,10 @@ from services.contributions.api import create_app as contributions_app
 from services.contributions.settings import ContributionsSettings
 from services.coverage.api import create_app as coverage_app
 from services.coverage.settings import CoverageApiSettings
-from services.registration.api import create_app as registration_app
-from services.registration.settings import RegistrationSettings
 from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, make_envelope
 from shared.text import CONTROL_CHARACTERS
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
+from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, registered_rows
 
 pytestmark = pytest.mark.integration
 
@@ -60,25 +58,6 @@ def rejected_row_naming(body: dict, index: int, field: str) -> None:
 
 
 # --- registration -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def registration(infra, bare_prefix):
-    url = infra.new_database("registration")
-    settings = RegistrationSettings(DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                    UCJ_TOPIC_PREFIX=bare_prefix,
-                                    UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    async for client in asgi_client(registration_app(settings)):
-        conn = await asyncpg.connect(url)
-        try:
-            yield client, conn
-        finally:
-            await conn.close()
-
-
-async def registered_rows(conn) -> tuple[int, int]:
-    return (await conn.fetchval("SELECT count(*) FROM participants"),
-            await conn.fetchval("SELECT count(*) FROM outbox"))
 
 
 @pytest.mark.parametrize("char", HOSTILE, ids=[f"U+{ord(c):04X}" for c in HOSTILE])
