@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -38,7 +38,7 @@ class WorkforceCache:
 
 class CountersFollower:
     def __init__(self, view: RegionCountersView, hub: ChangeHub, workforce: WorkforceCache,
-                 pool: Callable[[], Awaitable[asyncpg.Pool] | asyncpg.Pool | None], *,
+                 pool: Callable[[], asyncpg.Pool | None], *,
                  interval: float = 0.1, stale_after: float = 5.0, query_timeout: float = 5.0):
         self.view = view
         self.hub = hub
@@ -92,8 +92,6 @@ class CountersFollower:
 
     async def read_once(self) -> None:
         pool = self._pool()
-        if isinstance(pool, Awaitable):
-            pool = await pool
         if pool is None:
             raise ConnectionError("the coverage database pool is not up yet")
         async with pool.acquire() as conn:

@@ -26,7 +26,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,28 +94,18 @@ class Folder:
 
     async def fold_messages(self, messages: list[Any]) -> None:
         """Decode and fold, in transactions of about `max_events_per_transaction` events, one
-        after the other. The next chunk is decoded while the database works on the one before
-        (decoding yields to the loop after each message): the two cores both work."""
+        after the other; then the dead letters of what could not be read or counted."""
         letters: list[tuple[Any, bytes, str]] = []
-        pending: asyncio.Task[list[tuple[Any, bytes, str]]] | None = None
-        try:
-            async for chunk in self._chunks(messages, letters):
-                if pending is not None:
-                    letters += await pending
-                pending = asyncio.create_task(self._commit_chunk(chunk))
-                self.events_folded += len(chunk.events)
-            if pending is not None:
-                letters += await pending
-        finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
+        for chunk in self._chunks(messages, letters):
+            letters += await self._commit_chunk(chunk)
+            self.events_folded += len(chunk.events)
         for message, raw, reason in letters:
             await self._send_dead_letter(message, raw, reason)
         self.batches += 1
         self.last_batch = time.monotonic()
 
-    async def _chunks(self, messages: list[Any], letters: list[tuple[Any, bytes, str]]
-                      ) -> AsyncIterator[_Chunk]:
+    def _chunks(self, messages: list[Any], letters: list[tuple[Any, bytes, str]]
+                ) -> Iterator[_Chunk]:
         """The messages' events in chunks, each with the source positions it completes; what
         cannot be decoded goes to `letters`."""
         chunk = _Chunk()
@@ -133,7 +123,6 @@ class Folder:
             if len(chunk.events) >= self._settings.max_events_per_transaction:
                 yield chunk
                 chunk = _Chunk()
-            await asyncio.sleep(0)  # let the transaction in flight go on
         if chunk.events or chunk.positions:
             yield chunk
 

@@ -22,21 +22,12 @@ from services.contributions.settings import ContributionsSettings
 from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, make_envelope
 from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, registered_rows
+from tests.integration.test_registration_api import worker
 
 pytestmark = pytest.mark.integration
 
 AT_ONCE = 20
 BINJAI_VILLAGE = "12.75.01.1001"
-
-
-def worker(serial: int = 1, **overrides) -> dict:
-    """A valid BPU worker from Binjai: woman born 1990-08-05 (NIK digits 7-12 are 450890)."""
-    body = {"nik": f"127501450890{serial:04d}", "full_name": "Siti Aminah",
-            "birth_date": "1990-08-05", "sex": "F", "region_code": BINJAI_VILLAGE,
-            "segment": "BPU", "employer_id": None, "occupation": "pedagang",
-            "monthly_income": 1_000_000, "programs": ["JKK", "JKM"]}
-    body.update(overrides)
-    return body
 
 
 async def at_once(*requests) -> list[httpx.Response]:
