@@ -67,6 +67,12 @@ class ParticipantState(Payload):
     monthly_income: int
     programs: list[Program]
     registered_on: str  # ISO date
+    # The birth month (YYYY-MM), never the day: claims judges age rules (JHT at 56, the JP
+    # pension age) by month, and the birth date stays personal data in registration only.
+    born_in: str | None = None
+    # The partner that registered the worker (its partner id): reads of the worker's claims
+    # follow the same ownership rule as the worker.
+    owner: str | None = None
 
 
 class ParticipantRegistered(ParticipantState):
@@ -97,11 +103,48 @@ class MembershipStatusChanged(Payload):
     reason: str | None = None
 
 
+class ContributionPaid(Payload):
+    """Months paid for a participant (first..last) on one day, with each programme's share:
+    what claims needs to judge eligibility on past dates (paid months, JHT and JP balances)."""
+
+    TYPE: ClassVar[str] = "contribution.paid"
+    participant_id: uuid.UUID
+    first_period: str  # YYYY-MM
+    last_period: str  # YYYY-MM
+    paid_on: str  # ISO date
+    amount: int
+    by_program: dict[str, int]  # rupiah per programme, e.g. {"JKK": 10000, "JKM": 6800}
+
+
+# --- claim events (topic ucj.claims, source "claims"; subject: the claim id) -----------------
+
+
+class ClaimState(Payload):
+    claim_id: uuid.UUID
+    participant_id: uuid.UUID
+    program: Program
+    status: Literal["submitted", "approved", "rejected"]
+    region_code: str
+    benefit_amount: int | None = None  # rupiah, when the benefit is one sum
+    reason: str | None = None
+
+
+class ClaimSubmitted(ClaimState):
+    TYPE: ClassVar[str] = "claim.submitted"
+
+
+class ClaimDecided(ClaimState):
+    TYPE: ClassVar[str] = "claim.decided"
+
+
 PAYLOADS: dict[str, type[Payload]] = {
     ParticipantRegistered.TYPE: ParticipantRegistered,
     ParticipantChanged.TYPE: ParticipantChanged,
     ParticipantDeregistered.TYPE: ParticipantDeregistered,
     MembershipStatusChanged.TYPE: MembershipStatusChanged,
+    ContributionPaid.TYPE: ContributionPaid,
+    ClaimSubmitted.TYPE: ClaimSubmitted,
+    ClaimDecided.TYPE: ClaimDecided,
 }
 
 

@@ -180,11 +180,27 @@ def field_errors(exc_errors: Any) -> list[dict[str, str]]:
 
 async def read_json(request: Request, *, max_bytes: int) -> Any:
     """The request's JSON body, or a clear 4xx: wrong content type, too large, not JSON."""
+    _expect_json(request)
+    return json_of(await read_body(request, max_bytes=max_bytes))
+
+
+async def read_optional_json(request: Request, *, max_bytes: int) -> Any:
+    """Like read_json, but an empty body is None (for bodies whose fields all have defaults)."""
+    body = await read_body(request, max_bytes=max_bytes)
+    if not body.strip():
+        return None
+    _expect_json(request)
+    return json_of(body)
+
+
+def _expect_json(request: Request) -> None:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise Problem(415, "Unsupported media type",
                       f"send application/json (got {content_type or 'no content type'})")
-    body = await read_body(request, max_bytes=max_bytes)
+
+
+def json_of(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

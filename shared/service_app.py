@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared.auth import KeyStore, api_keys_router
 from shared.clock import Clock, clock_from
 from shared.db import create_pool, migrate
+from shared.key_directory import key_directory
 from shared.problems import (
     RETRY_AFTER_SECONDS,
     Problem,
@@ -52,11 +53,12 @@ _ALWAYS_OPEN = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-re
 
 
 def service_app(title: str, *, settings: ServiceSettings, migrations: Path,
-                routers: list[APIRouter], scopes: list[str], clock: Clock | None = None,
+                routers: list[APIRouter], clock: Clock | None = None,
                 setup: Setup | None = None, name: str | None = None) -> FastAPI:
     """`name` (default: the title after its dash) names the service in messages: "the
     registration database does not answer"."""
-    database = f"the {name or title.rpartition('—')[2].strip()} database"
+    label = name or title.rpartition('—')[2].strip()
+    database = f"the {label} database"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +74,8 @@ def service_app(title: str, *, settings: ServiceSettings, migrations: Path,
         async def start_and_run() -> None:
             try:
                 await _migrate_when_database_answers(pool, migrations, database)
-                async with setup(app) if setup else contextlib.nullcontext():
+                async with key_directory(app, pool, settings, client_id=f"ucj-keys-{label}"), \
+                        setup(app) if setup else contextlib.nullcontext():
                     app.state.ready = True
                     ready.set()
                     try:
@@ -108,7 +111,7 @@ def service_app(title: str, *, settings: ServiceSettings, migrations: Path,
     install_problem_handlers(app, dependency=database)  # its RequestGuard goes in front
     for router in routers:
         app.include_router(router)
-    app.include_router(api_keys_router(scopes))
+    app.include_router(api_keys_router())
 
     @app.get("/healthz", tags=["health"])
     async def healthz(request: Request) -> JSONResponse:

@@ -29,12 +29,16 @@ DEAD_LETTER = TopicSpec("ucj.dead-letter", 6)
 # database, not in faust tables: no changelog topic.
 COVERAGE_APP_ID = "ucj-coverage"
 
+# Every partner's API keys (hash and scopes, never the key), keyed by key id: each service keeps
+# a copy (shared/key_directory.py). One partition: one order for every change.
+API_KEYS = TopicSpec("ucj.api-keys", 1, compacted=True)
+
 SOURCE_TOPICS = (PARTICIPANTS, MEMBERSHIPS, CLAIMS)
-ALL_TOPICS = (*SOURCE_TOPICS, DEAD_LETTER)
+ALL_TOPICS = (*SOURCE_TOPICS, DEAD_LETTER, API_KEYS)
 
 
 # Compacted topics keep the newest value per key. Roll segments often so the log cleaner
-# actually runs (none is compacted today; kept for the topics that will be).
+# actually runs.
 COMPACTED_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000",
                     "min.cleanable.dirty.ratio": "0.1"}
 

@@ -21,6 +21,15 @@ def prefix(infra: RealInfra) -> str:
 
 
 @pytest.fixture
+def keys_prefix(infra: RealInfra) -> str:
+    """A fresh topic prefix with only the API keys' topic: for tests that make keys and touch
+    no other topic."""
+    from shared.topics import API_KEYS
+
+    return infra.new_prefix((API_KEYS,))
+
+
+@pytest.fixture
 def bare_prefix() -> str:
     """A fresh topic prefix with no topics: for tests that never touch Kafka (each created
     topic costs the one test broker memory for the whole run)."""

@@ -24,10 +24,11 @@ class RealInfra:
     server_url: str  # a PostgreSQL server URL; tests create their own databases on it
     origin: str
 
-    def new_prefix(self) -> str:
-        """Fresh topics for one test: every topic of shared/topics.py under a new prefix."""
+    def new_prefix(self, specs: tuple | None = None) -> str:
+        """Fresh topics for one test: every topic of shared/topics.py (or those of `specs`)
+        under a new prefix."""
         prefix = f"t{uuid.uuid4().hex[:10]}."
-        stack.create_topics(self.bootstrap, prefix)
+        stack.create_topics(self.bootstrap, prefix, specs)
         return prefix
 
     def new_database(self, label: str = "db") -> str:

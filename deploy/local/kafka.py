@@ -151,8 +151,10 @@ def wait_for_kafka(bootstrap: str, timeout: float = 90.0, proc: ManagedProcess |
         time.sleep(0.5)
 
 
-async def acreate_topics(bootstrap: str, prefix: str = "", wait_s: float = 60.0) -> list[str]:
-    """Create every topic of shared.topics.ALL_TOPICS (RF 1) and wait until all have leaders.
+async def acreate_topics(bootstrap: str, prefix: str = "", wait_s: float = 60.0,
+                         specs: tuple | None = None) -> list[str]:
+    """Create every topic of shared.topics.ALL_TOPICS (or those `specs` name) (RF 1) and wait
+    until all have leaders.
 
     Existing topics are kept, but a partition count different from the spec is an error:
     the coverage worker relies on co-partitioned source topics.
@@ -161,7 +163,7 @@ async def acreate_topics(bootstrap: str, prefix: str = "", wait_s: float = 60.0)
 
     from shared.topics import ALL_TOPICS, topic_config, topic_name
 
-    want = {topic_name(s, prefix): s for s in ALL_TOPICS}
+    want = {topic_name(s, prefix): s for s in (specs or ALL_TOPICS)}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
     await admin.start()
     try:
@@ -192,5 +194,5 @@ async def acreate_topics(bootstrap: str, prefix: str = "", wait_s: float = 60.0)
         await admin.close()
 
 
-def create_topics(bootstrap: str, prefix: str = "") -> list[str]:
-    return run_sync(acreate_topics(bootstrap, prefix))
+def create_topics(bootstrap: str, prefix: str = "", specs: tuple | None = None) -> list[str]:
+    return run_sync(acreate_topics(bootstrap, prefix, specs=specs))

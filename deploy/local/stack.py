@@ -115,6 +115,9 @@ class ServiceSpec:
 SERVICES = (
     ServiceSpec("registration", "services.registration.main", 8001, "ucj_registration"),
     ServiceSpec("registration-relay", "services.registration.relay", None, "ucj_registration"),
+    # learns ended memberships, so a terminated worker's NIK may register again
+    ServiceSpec("registration-worker", "services.registration.worker", None,
+                "ucj_registration"),
     ServiceSpec("contributions", "services.contributions.main", 8002, "ucj_contributions"),
     ServiceSpec("contributions-relay", "services.contributions.relay", None,
                 "ucj_contributions"),
@@ -122,6 +125,9 @@ SERVICES = (
     ServiceSpec("contributions-worker", "services.contributions.worker", None,
                 "ucj_contributions"),
     ServiceSpec("claims", "services.claims.main", 8003, "ucj_claims"),
+    ServiceSpec("claims-relay", "services.claims.relay", None, "ucj_claims"),
+    # learns participants, payments and memberships from events
+    ServiceSpec("claims-worker", "services.claims.worker", None, "ucj_claims"),
     # faust's own web server; its /healthz answers 200 once the tables are recovered.
     ServiceSpec("coverage-worker", "services.coverage.worker", 8014, "ucj_coverage",
                 port_env="UCJ_COVERAGE_WORKER_PORT"),

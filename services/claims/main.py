@@ -1,18 +1,13 @@
-"""python -m services.claims.main — a placeholder (health and OpenAPI only)."""
+"""python -m services.claims.main — the claims HTTP service."""
 
-from pydantic import AliasChoices, Field
-
-from shared.placeholder import placeholder_app
+from services.claims.api import create_app
+from services.claims.settings import ClaimsSettings
 from shared.serve import serve
-from shared.settings import ServiceSettings
-
-
-class Settings(ServiceSettings):
-    port: int = Field(default=8003, validation_alias=AliasChoices("UCJ_PORT"))
 
 
 def main() -> None:
-    serve(placeholder_app("UCJ Live — claims"), Settings())
+    settings = ClaimsSettings()
+    serve(create_app(settings), settings)
 
 
 if __name__ == "__main__":

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
 from services.contributions import domain, store
-from services.contributions.progress import PARTICIPANT_CONSUMER, NotYet, known_or_settled
 from services.contributions.rates import NoRatesError
 from services.contributions.schemas import MAX_BULK_LINES, PaymentIn, parse_line
 from services.contributions.settings import ContributionsSettings
 from shared.auth import Caller, require
 from shared.clock import Clock
-from shared.problems import PROBLEM_JSON, Problem, read_json
+from shared.consumer_progress import (
+    PARTICIPANT_CONSUMER,
+    NotYet,
+    known_or_settled,
+    not_yet_known,
+)
+from shared.problems import Problem, read_json
+from shared.responses import id_or_404, json_response
 from shared.service_app import service_app
 from shared.topics import MEMBERSHIPS, topic_name
 
-SCOPES = ["contributions:write", "contributions:read"]
 SINGLE_MAX_BYTES = 16 * 1024
 BULK_MAX_BYTES = 8 * 1024 * 1024
 
@@ -30,29 +33,16 @@ Writer = Annotated[Caller, Depends(require("contributions:write"))]
 Reader = Annotated[Caller, Depends(require("contributions:read"))]
 
 
-def _json(status: int, body: Any) -> Response:
-    return Response(orjson.dumps(body), status_code=status,
-                    media_type=PROBLEM_JSON if status >= 400 else "application/json")
 
 
-def _participant_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Problem(404, "Not found", "no participant has this id (not a UUID)") from None
-
-
-NOT_YET_KNOWN = "https://ucj.live/problems/not-yet-known"
 
 
 async def _known_member(request: Request, participant_id: str) -> store.MemberState:
     pool = request.app.state.pool
-    pid = _participant_id(participant_id)
+    pid = id_or_404(participant_id)
     state = await known_or_settled(pool, PARTICIPANT_CONSUMER, lambda: store.member(pool, pid))
     if isinstance(state, NotYet):
-        raise Problem(404, "Not yet known", "no participant has this id yet: the "
-                      "contributions service is still reading registrations; retry",
-                      type_=NOT_YET_KNOWN, retry_after=1)
+        raise not_yet_known("contributions")
     if state is None:
         raise Problem(404, "Not found", "no participant has this id")
     return state
@@ -74,14 +64,14 @@ async def dues(participant_id: str, request: Request, _: Reader,
     except NoRatesError as exc:
         raise Problem(422, "No rates", str(exc)) from None
     # amount = the programme lines + late_charge (PU months paid after their due date)
-    return _json(200, {"participant_id": str(state.participant_id), **owed.as_dict()})
+    return json_response(200, {"participant_id": str(state.participant_id), **owed.as_dict()})
 
 
 @router.get("/v1/memberships/{participant_id}")
 async def membership(participant_id: str, request: Request, _: Reader) -> Response:
     state = await _known_member(request, participant_id)
     live = state.live_status(request.app.state.clock.today())
-    return _json(200, {"participant_id": str(state.participant_id), "status": live.status,
+    return json_response(200, {"participant_id": str(state.participant_id), "status": live.status,
                        "paid_through": str(state.paid_through) if state.paid_through else None,
                        "reason": live.reason})
 
@@ -99,7 +89,7 @@ async def contribute(request: Request, caller: Writer) -> Response:
         extra = _expected(outcome.errors)
         raise Problem(outcome.status_code, title, _summary(outcome.errors),
                       errors=outcome.errors, extra=extra)
-    return _json(201, outcome.result)
+    return json_response(201, outcome.result)
 
 
 @router.post("/v1/contributions/bulk",
@@ -134,7 +124,7 @@ async def contribute_bulk(request: Request, caller: Writer) -> Response:
         else:
             results.append({"index": index, **outcome.result})
     rejected.sort(key=lambda r: r["index"])
-    return _json(200, {"accepted": len(results), "rejected": rejected, "results": results})
+    return json_response(200, {"accepted": len(results), "rejected": rejected, "results": results})
 
 
 async def _pay(request: Request, caller: Caller, lines: list[PaymentIn]):
@@ -168,5 +158,5 @@ def create_app(settings: ContributionsSettings, *, clock: Clock | None = None) -
         yield
 
     return service_app("UCJ Live — contributions", settings=settings,
-                       migrations=settings.migrations_dir, routers=[router], scopes=SCOPES,
+                       migrations=settings.migrations_dir, routers=[router],
                        clock=clock, setup=setup, name="contributions")

@@ -13,8 +13,10 @@ import asyncpg
 
 from services.contributions import domain
 from services.contributions.schemas import PaymentIn
+from shared import membership
 from shared.event_consumer import UnusableEvent
 from shared.events import (
+    ContributionPaid,
     Envelope,
     MembershipStatusChanged,
     ParticipantDeregistered,
@@ -25,6 +27,7 @@ from shared.events import (
 from shared.outbox import add_encoded_events
 
 SOURCE = "contributions"
+CLAIMS_SOURCE = "claims"
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class MemberState:
     status_reason: str | None
     status_seq: int
     next_check_on: date | None
+    ended_reason: str | None = None  # a claim ended the membership (death, jht_withdrawn)
     events: list[tuple[str, str, bytes]] = field(default_factory=list)  # (key, type, wire)
     touched: bool = False
 
@@ -54,18 +58,34 @@ class MemberState:
             deregistered=row["deregistered"],
             paid_through=domain.Period.parse(row["paid_through"]) if row["paid_through"] else None,
             status=row["status"], status_reason=row["status_reason"],
-            status_seq=row["status_seq"], next_check_on=row["next_check_on"])
+            status_seq=row["status_seq"], next_check_on=row["next_check_on"],
+            ended_reason=row["ended_reason"])
 
     def live_status(self, today: date) -> domain.Status:
         if self.deregistered:
             return domain.Status("terminated", "deregistered", 0)
+        if self.ended_reason:
+            return domain.Status("terminated", self.ended_reason, 0)
         return domain.status_on(self.member, self.paid_through, today)
+
+    def record_payment(self, dues: domain.Dues, today: date) -> None:
+        """The months a payment covers, with each programme's share (claims judges paid months
+        and JHT/JP balances from these)."""
+        self.status_seq += 1
+        self.touched = True
+        subject = str(self.participant_id)
+        self.events.append((subject, ContributionPaid.TYPE, envelope_bytes(
+            ContributionPaid,
+            {"participant_id": subject, "first_period": str(dues.first_period),
+             "last_period": str(dues.last_period), "paid_on": str(today),
+             "amount": dues.amount, "by_program": {x.program: x.amount for x in dues.lines}},
+            source=SOURCE, subject=subject, sequence=self.status_seq)))
 
     def settle(self, today: date) -> None:
         """Publish the status the calendar and the payments say today, if it moved."""
         live = self.live_status(today)
         self.next_check_on = (None if live.status == "terminated" else
-                              domain.next_status_change(self.member, self.paid_through, today))
+                              membership.next_status_change(self.member, self.paid_through, today))
         self.touched = True
         if live.status == self.status:
             return
@@ -179,13 +199,14 @@ async def _pay_once(conn: asyncpg.Connection, lines: list[PaymentIn], *, caller:
             outcomes.append(PaymentOutcome(None, [{
                 "field": "participant_id", "message": "no participant has this id"}], 422))
             continue
-        errors = payment_errors(state, line, today)
-        if errors:
+        errors, dues = payment_errors(state, line, today)
+        if errors or dues is None:
             outcomes.append(PaymentOutcome(None, errors, 422))
             continue
         first_period = domain.Period.parse(line.first_period)
         state.paid_through = domain.paid_through_after(state.paid_through, first_period,
                                                        line.months)
+        state.record_payment(dues, today)
         state.settle(today)
         row = {"id": uuid.uuid4(), "payment_ref": line.payment_ref, "request_hash": digest,
                "paid_through": str(state.paid_through), "membership_status": state.status}
@@ -220,16 +241,18 @@ async def _pay_once(conn: asyncpg.Connection, lines: list[PaymentIn], *, caller:
     return outcomes
 
 
-def payment_errors(state: MemberState, line: PaymentIn, today: date) -> list[dict[str, str]]:
+def payment_errors(state: MemberState, line: PaymentIn, today: date
+                   ) -> tuple[list[dict[str, str]], domain.Dues | None]:
+    """What is wrong with a payment line (nothing: it may be booked), and the dues it pays."""
     if state.deregistered:
-        return [{"field": "participant_id", "message": "this participant is deregistered"}]
+        return [{"field": "participant_id", "message": "this participant is deregistered"}], None
     errors = [e.as_dict() for e in domain.check_payer(line.payer, line.funding_code)]
     try:
         first_period = domain.Period.parse(line.first_period)
     except ValueError as exc:
-        return [*errors, {"field": "first_period", "message": str(exc)}]
+        return [*errors, {"field": "first_period", "message": str(exc)}], None
     # As stored: a lapse is derived inside check_payment from the payment history.
-    stored = domain.Status(cast(domain.MembershipStatus, state.status), state.status_reason)
+    stored = domain.Status(cast(membership.MembershipStatus, state.status), state.status_reason)
     dues, problems = domain.check_payment(state.member, state.paid_through, stored,
                                           first_period, line.months, line.amount, today=today)
     errors += [e.as_dict() for e in problems]
@@ -240,12 +263,37 @@ def payment_errors(state: MemberState, line: PaymentIn, today: date) -> list[dic
         if error["field"] == "first_period":
             error["expected_first_period"] = str(
                 domain.next_unpaid_period(state.member, state.paid_through))
-    return errors
+    return errors, dues
 
 
 def _result(row: Any) -> dict[str, Any]:
     return {"contribution_id": str(row["id"]), "paid_through": row["paid_through"],
             "membership_status": row["membership_status"]}
+
+
+# --- what claims tells us ---------------------------------------------------------------------
+
+
+async def end_memberships(conn: asyncpg.Connection,
+                          events: list[tuple[Envelope, Payload]]) -> int:
+    """Memberships that an approved claim ended (membership events from the claims service):
+    terminated with the claim's reason, no more calendar checks. Once only: a replay finds the
+    membership already ended. Returns how many ended now."""
+    ended = [(p.participant_id, p.reason or "ended", e.occurred_at.date()) for e, p in events
+             if e.source == CLAIMS_SOURCE and isinstance(p, MembershipStatusChanged)
+             and p.status == "terminated"]
+    if not ended:
+        return 0
+    rows = await conn.fetch(
+        """
+        UPDATE members AS m SET status = 'terminated', status_reason = u.reason,
+               ended_reason = u.reason, ended_on = u.ended_on, next_check_on = NULL,
+               updated_at = now()
+        FROM unnest($1::uuid[], $2::text[], $3::date[]) AS u(participant_id, reason, ended_on)
+        WHERE m.participant_id = u.participant_id AND m.ended_reason IS NULL
+        RETURNING m.participant_id
+        """, *[list(c) for c in zip(*ended, strict=True)])
+    return len(rows)
 
 
 # --- what registration tells us -------------------------------------------------------------
@@ -363,7 +411,7 @@ def first_check(registered: ParticipantState, today: date) -> date | None:
                            risk_class=None)
     if domain.status_on(member, None, today).status != "inactive":
         return today
-    return domain.next_status_change(member, None, today)
+    return membership.next_status_change(member, None, today)
 
 
 # --- the calendar -----------------------------------------------------------------------------

@@ -10,9 +10,9 @@ import signal
 from typing import Any
 
 from services.contributions import store
-from services.contributions.progress import PARTICIPANT_CONSUMER, record_progress
 from services.contributions.settings import ContributionsSettings
 from shared.clock import Clock, clock_from
+from shared.consumer_progress import PARTICIPANT_CONSUMER, record_progress
 from shared.db import create_pool, migrate
 from shared.event_consumer import EventConsumer
 from shared.events import Envelope, Payload
@@ -54,19 +54,22 @@ async def keep_calendar(pool, clock: Clock, topic: str, interval: float,
 
 def participant_consumer(pool, clock: Clock, *, bootstrap: str, topic_prefix: str,
                          **options: Any) -> EventConsumer:
-    """The consumer that learns participants from registration events (options: the
+    """The consumer that learns participants from registration events, and the memberships an
+    approved claim ended from the claims service's membership events (options: the
     EventConsumer's deadlines)."""
 
     async def learn(events: list[tuple[Envelope, Payload]]) -> None:
         async with pool.acquire(timeout=DB_DEADLINE) as conn, conn.transaction():
             await store.apply_participant_events(conn, events, clock.today())
+            await store.end_memberships(conn, events)
 
     async def report(waiting: int) -> None:
         async with pool.acquire(timeout=DB_DEADLINE) as conn:
             await record_progress(conn, PARTICIPANT_CONSUMER, waiting)
 
     return EventConsumer(
-        bootstrap=bootstrap, topics=[topic_name(PARTICIPANTS, topic_prefix)],
+        bootstrap=bootstrap,
+        topics=[topic_name(PARTICIPANTS, topic_prefix), topic_name(MEMBERSHIPS, topic_prefix)],
         group_id=f"{topic_prefix}ucj-contributions", handle=learn,
         dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), on_progress=report,
         **options)

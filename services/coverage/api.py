@@ -38,6 +38,7 @@ from services.coverage.settings import CoverageApiSettings
 from services.coverage.workforce import record_workforce
 from shared.auth import Caller, KeyStore, api_keys_router, require
 from shared.db import create_pool, migrate
+from shared.key_directory import key_directory
 from shared.problems import (
     RETRY_AFTER_SECONDS,
     Problem,
@@ -217,10 +218,11 @@ def create_app(settings: CoverageApiSettings) -> FastAPI:
         try:
             await migrate(pool, MIGRATIONS)
             app.state.keys = KeyStore(pool, settings.bootstrap_api_key)
-            ctx.pool = pool
+            app.state.pool = ctx.pool = pool
             feed_task = asyncio.create_task(ctx.feed.run(), name="counters-follower")
             try:
-                yield
+                async with key_directory(app, pool, settings, client_id="ucj-keys-coverage"):
+                    yield
             finally:
                 hub.close()
                 feed_task.cancel()
@@ -243,7 +245,7 @@ def create_app(settings: CoverageApiSettings) -> FastAPI:
     app.state.coverage = ctx
     install_problem_handlers(app, dependency="the coverage database")
     app.include_router(coverage_router(ctx))
-    app.include_router(api_keys_router([WORKFORCE_SCOPE, ADMIN_SCOPE]))
+    app.include_router(api_keys_router())
     return app
 
 

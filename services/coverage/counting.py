@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.events import (
+    ClaimState,
     Envelope,
     MembershipStatusChanged,
     ParticipantDeregistered,
@@ -69,7 +70,13 @@ class Facts:
 
 
 def apply_event(facts: Facts, envelope: Envelope, payload: Payload) -> Facts | None:
-    """The facts after an event, or None when the event adds nothing (seen before, or older)."""
+    """The facts after an event, or None when the event adds nothing (seen before, or older).
+
+    Claim events are about a claim (their subject and sequence are the claim's), not the
+    participant's membership: a claim that ends a membership says so with a membership event
+    of its own. They move no participant fact."""
+    if isinstance(payload, ClaimState):
+        return None
     source = envelope.source
     if envelope.sequence <= facts.sequence_of(source):
         return None

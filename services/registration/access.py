@@ -1,8 +1,8 @@
 """Who may see and change which worker, and how much of them (SQL for grants and the audit).
 
-- Ownership: a partner key reads and changes only the workers it registered, or those an admin
-  granted it; to anyone else such a worker does not exist (404). A key with every scope (the
-  bootstrap key) sees all.
+- Ownership: a partner reads and changes only the workers it registered (with any of its keys,
+  rotated or not: `registered_by` is the partner id), or those an admin granted it; to anyone
+  else such a worker does not exist (404). A key with every scope (the bootstrap key) sees all.
 - Masking for all: every read shows the NIK masked and the name shortened. The full record only
   with the `participants:pii` scope *and* a reason (X-Access-Reason), and each such read is
   written to `pii_reads` in the same transaction that reads the record.
@@ -30,11 +30,11 @@ def is_admin(caller: Caller) -> bool:
 
 async def may_see(conn: asyncpg.Connection | asyncpg.Pool, caller: Caller,
                   record: Any) -> bool:
-    if is_admin(caller) or record["registered_by"] == caller.key_id:
+    if is_admin(caller) or record["registered_by"] == caller.partner_id:
         return True
     return bool(await conn.fetchval(
         "SELECT 1 FROM participant_grants WHERE participant_id = $1 AND key_id = $2",
-        record["participant_id"], caller.key_id))
+        record["participant_id"], caller.partner_id))
 
 
 def pii_reason(caller: Caller, header: str | None) -> str | None:
@@ -56,6 +56,14 @@ async def audit_pii_read(conn: asyncpg.Connection, caller: Caller, participant_i
                          reason: str) -> None:
     await conn.execute("INSERT INTO pii_reads (key_id, participant_id, reason)"
                        " VALUES ($1, $2, $3)", caller.key_id, participant_id, reason)
+
+
+async def partner_of(conn: asyncpg.Connection, key_id: str) -> str:
+    """The partner a key belongs to (what a grant names); a key id this service does not know
+    (yet) is taken as a partner id as it is."""
+    found = await conn.fetchval("SELECT partner_id::text FROM api_keys WHERE id::text = $1",
+                                key_id)
+    return found or key_id
 
 
 async def grant(conn: asyncpg.Connection, participant_id: Any, key_id: str,

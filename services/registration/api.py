@@ -33,11 +33,11 @@ from shared.problems import (
     read_json,
     validation_problem,
 )
+from shared.responses import id_or_404, json_response
 from shared.service_app import service_app
 from shared.text import NoControls
 from shared.topics import PARTICIPANTS, topic_name
 
-SCOPES = ["participants:write", "participants:read", access.PII_SCOPE, access.GRANT_SCOPE]
 SINGLE_MAX_BYTES = 64 * 1024
 BULK_MAX_BYTES = 16 * 1024 * 1024
 IDEMPOTENCY_KEY_MAX = 200
@@ -48,9 +48,6 @@ Reader = Annotated[Caller, Depends(require("participants:read"))]
 Granter = Annotated[Caller, Depends(require(access.GRANT_SCOPE))]
 
 
-def _json(status: int, body: Any) -> Response:
-    media = PROBLEM_JSON if status >= 400 else "application/json"
-    return Response(orjson.dumps(body), status_code=status, media_type=media)
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -73,7 +70,7 @@ async def _once(request: Request, caller: Caller, body: Any, work) -> Response:
         if key is None:
             # The work is one statement: atomic without an explicit transaction.
             status, out = await work(conn)
-            return _json(status, out)
+            return json_response(status, out)
         async with conn.transaction():
             return await _once_in_transaction(conn, request, caller, key, body, work)
 
@@ -83,7 +80,7 @@ async def _once_in_transaction(conn, request: Request, caller: Caller, key: str,
     digest = hashlib.sha256(
         request.url.path.encode() + b"\0" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     ).digest()
-    earlier = await store.claim_idempotency_key(conn, caller.key_id, key, digest)
+    earlier = await store.claim_idempotency_key(conn, caller.partner_id, key, digest)
     if earlier is not None:
         if earlier["request_hash"] != digest:
             raise Problem(422, "Idempotency-Key reused",
@@ -92,8 +89,9 @@ async def _once_in_transaction(conn, request: Request, caller: Caller, key: str,
         return Response(earlier["body"], status_code=status,
                         media_type=PROBLEM_JSON if status >= 400 else "application/json")
     status, out = await work(conn)
-    await store.save_idempotent_response(conn, caller.key_id, key, status, orjson.dumps(out))
-    return _json(status, out)
+    await store.save_idempotent_response(conn, caller.partner_id, key, status,
+                                        orjson.dumps(out))
+    return json_response(status, out)
 
 
 def _duplicate_problem(participant_id: uuid.UUID) -> dict[str, Any]:
@@ -115,7 +113,7 @@ async def register_one(request: Request, caller: Writer) -> Response:
         raise validation_problem(errors)
 
     async def work(conn) -> tuple[int, dict[str, Any]]:
-        [outcome] = await store.register(conn, [participant], caller=caller.key_id,
+        [outcome] = await store.register(conn, [participant], caller=caller.partner_id,
                                          today=clock.today(), topic=request.app.state.topic,
                                          kpjs=request.app.state.kpjs)
         if not outcome.created:
@@ -162,7 +160,7 @@ async def register_bulk(request: Request, caller: Writer) -> Response:
             valid.append((index, participant))
 
     async def work(conn) -> tuple[int, dict[str, Any]]:
-        outcomes = await store.register(conn, [p for _, p in valid], caller=caller.key_id,
+        outcomes = await store.register(conn, [p for _, p in valid], caller=caller.partner_id,
                                         today=today, topic=request.app.state.topic,
                                         kpjs=request.app.state.kpjs)
         results = []
@@ -178,11 +176,6 @@ async def register_bulk(request: Request, caller: Writer) -> Response:
     return await _once(request, caller, raw, work)
 
 
-def _participant_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Problem(404, "Not found", "no participant has this id (not a UUID)") from None
 
 
 def _public(record: Any, full: bool) -> dict[str, Any]:
@@ -205,18 +198,18 @@ async def _visible(conn: Any, caller: Caller, pid: uuid.UUID, *, for_update: boo
 
 @router.get("/{participant_id}", response_model=ParticipantOut)
 async def read_participant(participant_id: str, request: Request, caller: Reader) -> Response:
-    pid = _participant_id(participant_id)
+    pid = id_or_404(participant_id)
     reason = access.pii_reason(caller, request.headers.get(access.REASON_HEADER))
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         record = await _visible(conn, caller, pid)
         if reason is not None:
             await access.audit_pii_read(conn, caller, pid, reason)
-    return _json(200, _public(record, full=reason is not None))
+    return json_response(200, _public(record, full=reason is not None))
 
 
 @router.patch("/{participant_id}", response_model=ParticipantOut)
 async def change_participant(participant_id: str, request: Request, caller: Writer) -> Response:
-    pid = _participant_id(participant_id)
+    pid = id_or_404(participant_id)
     raw = await read_json(request, max_bytes=SINGLE_MAX_BYTES)
     clock: Clock = request.app.state.clock
     async with request.app.state.pool.acquire() as conn, conn.transaction():
@@ -232,7 +225,7 @@ async def change_participant(participant_id: str, request: Request, caller: Writ
                    != (list(v) if k == "programs" else v)}
         if changes:
             record = await store.change(conn, record, changes, topic=request.app.state.topic)
-    return _json(200, _public(record, full=False))
+    return json_response(200, _public(record, full=False))
 
 
 class LookupIn(BaseModel):
@@ -260,15 +253,16 @@ async def lookup_by_nik(request: Request, _: Reader) -> Response:
     found = await access.live_participant_by_nik(request.app.state.pool, body.nik)
     if found is None:
         raise Problem(404, "Not found", "no live membership has this NIK")
-    return _json(200, {"participant_id": str(found)})
+    return json_response(200, {"participant_id": str(found)})
 
 
 @router.post("/{participant_id}/grants", status_code=201,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": GrantIn.model_json_schema()}}}})
 async def grant_access(participant_id: str, request: Request, caller: Granter) -> Response:
-    """Let another partner key read and change this worker (scope participants:grant)."""
-    pid = _participant_id(participant_id)
+    """Let another partner read and change this worker (scope participants:grant). The grant
+    goes to the partner of the key named, so it survives that key's rotation."""
+    pid = id_or_404(participant_id)
     raw = await read_json(request, max_bytes=1024)
     try:
         body = GrantIn.model_validate(raw)
@@ -276,8 +270,10 @@ async def grant_access(participant_id: str, request: Request, caller: Granter) -
         raise validation_problem(field_errors(exc.errors())) from None
     async with request.app.state.pool.acquire() as conn, conn.transaction():
         await _visible(conn, caller, pid)
-        await access.grant(conn, pid, body.key_id, caller.key_id)
-    return _json(201, {"participant_id": str(pid), "key_id": body.key_id})
+        partner = await access.partner_of(conn, body.key_id)
+        await access.grant(conn, pid, partner, caller.partner_id)
+    return json_response(201, {"participant_id": str(pid), "key_id": body.key_id,
+                               "partner_id": partner})
 
 
 def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) -> FastAPI:
@@ -296,5 +292,5 @@ def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) ->
                 await relay.stop()
 
     return service_app("UCJ Live — registration", settings=settings,
-                       migrations=settings.migrations_dir, routers=[router], scopes=SCOPES,
+                       migrations=settings.migrations_dir, routers=[router],
                        clock=clock, setup=setup, name="registration")

@@ -40,12 +40,14 @@ class Outcome:
 
 def state_event(record: Any, payload_type: type[ParticipantRegistered] | type[ParticipantChanged],
                 **extra: Any):
-    """The participant's event (no personal data: no NIK, name, birth date or sex)."""
+    """The participant's event (no personal data: no NIK, name, sex or birth date; the birth
+    month only)."""
     payload = payload_type(
         participant_id=record["participant_id"], kpj=record["kpj"],
         region_code=record["region_code"], segment=record["segment"],
         employer_id=record["employer_id"], monthly_income=record["monthly_income"],
-        programs=list(record["programs"]), registered_on=str(record["registered_on"]), **extra)
+        programs=list(record["programs"]), registered_on=str(record["registered_on"]),
+        born_in=f"{record['birth_date']:%Y-%m}", owner=record["registered_by"], **extra)
     return make_envelope(payload, source=SOURCE, subject=str(record["participant_id"]),
                          sequence=record["version"])
 
@@ -96,7 +98,8 @@ async def register(conn: asyncpg.Connection, rows: list[ParticipantIn], *, calle
             "participant_id": str(pid), "kpj": kpj, "region_code": row.region_code,
             "segment": row.segment, "employer_id": row.employer_id,
             "monthly_income": row.monthly_income, "programs": list(row.programs),
-            "registered_on": registered_on,
+            "registered_on": registered_on, "born_in": f"{row.birth_date:%Y-%m}",
+            "owner": caller,
         }, source=SOURCE, subject=str(pid), sequence=1, occurred_at=occurred_at)
         for row, pid, kpj in zip(rows, ids, numbers, strict=True)
     ]

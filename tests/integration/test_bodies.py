@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
+from services.claims.api import create_app as claims_app
+from services.claims.settings import ClaimsSettings
 from services.contributions.api import create_app as contributions_app
 from services.contributions.settings import ContributionsSettings
 from services.coverage.api import create_app as coverage_app
@@ -24,7 +26,6 @@ from services.coverage.settings import CoverageApiSettings
 from services.registration.api import create_app as registration_app
 from services.registration.settings import RegistrationSettings
 from shared import serve
-from shared.placeholder import placeholder_app
 from shared.problems import PROBLEM_JSON, BodyLimits, install_problem_handlers
 from tests.integration.conftest import AUTH, BOOTSTRAP_KEY, asgi_client
 
@@ -238,9 +239,9 @@ class CountedBody:
 
 
 @pytest.fixture
-async def client(infra, bare_prefix) -> AsyncIterator[httpx.AsyncClient]:
+async def client(infra, keys_prefix) -> AsyncIterator[httpx.AsyncClient]:
     # httpx's ASGI transport hands the app the body only as the app asks for it
-    async for client in asgi_client(registration_app(settings_for(infra, bare_prefix))):
+    async for client in asgi_client(registration_app(settings_for(infra, keys_prefix))):
         yield client
 
 
@@ -278,7 +279,7 @@ def test_no_route_of_any_service_parses_its_body_before_its_dependencies_run():
     common = {"DATABASE_URL": db, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
     apps = [registration_app(RegistrationSettings(**common)),
             contributions_app(ContributionsSettings(**common)),
-            coverage_app(CoverageApiSettings(**common)), placeholder_app("claims")]
+            coverage_app(CoverageApiSettings(**common)), claims_app(ClaimsSettings(**common))]
     for app in apps:
         for route in app.routes:
             if isinstance(route, APIRoute):

@@ -61,9 +61,10 @@ def payment(pid, ref="VA-1", **overrides):
     return body
 
 
-async def outbox_events(conn) -> list[dict]:
-    return [orjson.loads(r["payload"]) for r in
-            await conn.fetch("SELECT payload FROM outbox ORDER BY id")]
+async def outbox_events(conn, event_type: str = "membership.status_changed") -> list[dict]:
+    """The queued events of one type (status changes unless told), in order."""
+    return [orjson.loads(r["payload"]) for r in await conn.fetch(
+        "SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id", event_type)]
 
 
 async def test_bpu_dues_on_one_million_with_jkk_and_jkm_are_16800_a_month(service, auth):
@@ -88,8 +89,14 @@ async def test_a_payment_makes_the_member_active_and_publishes_it_once(service, 
     assert response.json()["membership_status"] == "active"
     membership = (await client.get(f"/v1/memberships/{pid}", headers=auth)).json()
     assert membership["status"] == "active" and membership["paid_through"] == "2026-11"
+    # what claims judges by: the months paid, the day, each programme's share; then the status
+    [paid] = await outbox_events(conn, "contribution.paid")
+    assert paid["sequence"] == 1 and paid["subject"] == str(pid)
+    assert paid["data"] == {"participant_id": str(pid), "first_period": "2026-11",
+                            "last_period": "2026-11", "paid_on": "2026-11-20",
+                            "amount": 16_800, "by_program": {"JKK": 10_000, "JKM": 6_800}}
     [event] = await outbox_events(conn)
-    assert event["type"] == "membership.status_changed" and event["sequence"] == 1
+    assert event["type"] == "membership.status_changed" and event["sequence"] == 2
     assert event["data"]["status"] == "active" and event["subject"] == str(pid)
 
 
@@ -181,7 +188,7 @@ async def test_a_month_falls_overdue_on_the_16th_and_the_calendar_publishes_it(s
             await store.settle_due_members(conn, day.date(), "t.memberships")
     events = await outbox_events(conn)
     assert [e["data"]["status"] for e in events] == ["active", "inactive"]
-    assert [e["sequence"] for e in events] == [1, 2]
+    assert [e["sequence"] for e in events] == [2, 3]  # 1: the payment's contribution.paid
 
 
 async def test_an_income_change_changes_future_dues(service, auth):
@@ -274,7 +281,7 @@ async def test_an_id_not_learnt_yet_is_not_yet_known_while_registrations_wait(se
     with its input events, is 404 `.../not-yet-known` with Retry-After: 1. It is plainly unknown
     once a report made after the question says the worker has read every registration."""
     client, conn, _ = service
-    from services.contributions.progress import PARTICIPANT_CONSUMER, record_progress
+    from shared.consumer_progress import PARTICIPANT_CONSUMER, record_progress
 
     async def answer():
         response = await client.get(f"/v1/dues/{uuid.uuid4()}", headers=auth)

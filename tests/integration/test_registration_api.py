@@ -35,10 +35,10 @@ def worker(serial: int = 1, **overrides) -> dict:
 
 
 @pytest.fixture
-async def service(infra, bare_prefix):
+async def service(infra, keys_prefix):
     url = infra.new_database("registration")
     settings = RegistrationSettings(DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                    UCJ_TOPIC_PREFIX=bare_prefix,
+                                    UCJ_TOPIC_PREFIX=keys_prefix,
                                     UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
     app = create_app(settings)
     async for client in asgi_client(app):

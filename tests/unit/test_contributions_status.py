@@ -14,15 +14,17 @@ import pytest
 
 from services.contributions.domain import (
     Member,
-    Period,
-    Status,
     check_months,
     check_payment,
     dues_on,
+    paid_through_after,
+)
+from shared.membership import (
+    Period,
+    Status,
     next_status_change,
     next_unpaid_period,
     overdue_months,
-    paid_through_after,
     status_on,
 )
 

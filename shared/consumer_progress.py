@@ -1,5 +1,6 @@
-"""How far the contributions worker has read its input events, and what that means for an id
-the service does not know: unknown, or not known yet (the client retries).
+"""How far a service's worker has read its input events, and what that means for an id the
+service does not know: unknown, or not known yet (the client retries: 404 with the problem type
+NOT_YET_KNOWN and Retry-After: 1). Contributions and claims use it for participants.
 
 The worker reports every 0.5 s how many events wait behind its positions, against the
 partitions' ends asked of the broker at that moment. An id is plainly unknown only once a
@@ -16,7 +17,10 @@ from typing import TypeVar
 
 import asyncpg
 
+from shared.problems import Problem
+
 PARTICIPANT_CONSUMER = "participants"
+NOT_YET_KNOWN = "https://ucj.live/problems/not-yet-known"
 RELAY_MARGIN = timedelta(milliseconds=300)
 UNKNOWN_WAIT = 2.5  # seconds
 
@@ -55,3 +59,8 @@ class NotYet:
 
 NOT_YET = NotYet()
 T = TypeVar("T")
+
+
+def not_yet_known(service: str, what: str = "participant") -> Problem:
+    return Problem(404, "Not yet known", f"no {what} has this id yet: the {service} service is "
+                   "still reading its input events; retry", type_=NOT_YET_KNOWN, retry_after=1)

@@ -1,0 +1,81 @@
+"""python -m services.registration.worker — learns from membership events which memberships
+ended (lapsed, death, JHT withdrawal) and terminates those participants here, so that the
+worker's NIK may register again. Nothing is published: the services that ended the
+membership already said so."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import asyncpg
+
+from services.registration.settings import RegistrationSettings
+from shared.db import create_pool, migrate
+from shared.event_consumer import EventConsumer
+from shared.events import Envelope, MembershipStatusChanged, Payload
+from shared.gc_tuning import tune_gc
+from shared.logs import configure
+from shared.topics import DEAD_LETTER, MEMBERSHIPS, topic_name
+
+log = logging.getLogger("ucj.registration.worker")
+
+DB_DEADLINE = 60.0
+
+
+async def end_participants(conn: asyncpg.Connection,
+                           events: list[tuple[Envelope, Payload]]) -> int:
+    """Terminate the participants whose membership ended; once (a replay changes nothing)."""
+    ended = {p.participant_id: p.reason or "ended" for _, p in events
+             if isinstance(p, MembershipStatusChanged) and p.status == "terminated"}
+    if not ended:
+        return 0
+    rows = await conn.fetch(
+        "UPDATE participants AS p SET status = 'terminated', ended_reason = u.reason,"
+        " ended_at = now()"
+        " FROM unnest($1::uuid[], $2::text[]) AS u(id, reason)"
+        " WHERE p.id = u.id AND p.status <> 'terminated' RETURNING p.id",
+        list(ended), list(ended.values()))
+    return len(rows)
+
+
+def membership_consumer(pool: asyncpg.Pool, *, bootstrap: str, topic_prefix: str,
+                        **options: Any) -> EventConsumer:
+    async def learn(events: list[tuple[Envelope, Payload]]) -> None:
+        async with pool.acquire(timeout=DB_DEADLINE) as conn, conn.transaction():
+            n = await end_participants(conn, events)
+        if n:
+            log.info("%d participants terminated (their membership ended)", n)
+
+    return EventConsumer(
+        bootstrap=bootstrap, topics=[topic_name(MEMBERSHIPS, topic_prefix)],
+        group_id=f"{topic_prefix}ucj-registration", handle=learn,
+        dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), **options)
+
+
+async def run(settings: RegistrationSettings) -> None:
+    pool = await create_pool(settings.database_url)
+    await migrate(pool, settings.migrations_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    consumer = membership_consumer(pool, bootstrap=settings.kafka_bootstrap_servers,
+                                   topic_prefix=settings.topic_prefix,
+                                   handle_timeout=DB_DEADLINE)
+    log.info("registration worker started")
+    await consumer.run(stop)
+    await pool.close()
+
+
+def main() -> None:
+    settings = RegistrationSettings()
+    configure(settings.log_level)
+    tune_gc()
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
