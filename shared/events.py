@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-Segment = Literal["PU", "BPU", "JAKON", "PMI"]
-Program = Literal["JKK", "JKM", "JHT", "JP", "JKP"]
-MembershipStatus = Literal["active", "inactive", "terminated"]
+from shared.vocabulary import ClaimStatus, MembershipStatus, Program, Segment
 
 
 class Payload(BaseModel):
@@ -123,7 +121,7 @@ class ClaimState(Payload):
     claim_id: uuid.UUID
     participant_id: uuid.UUID
     program: Program
-    status: Literal["submitted", "approved", "rejected"]
+    status: ClaimStatus
     region_code: str
     benefit_amount: int | None = None  # rupiah, when the benefit is one sum
     reason: str | None = None

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Literal, Protocol
+from typing import Protocol
 
-MembershipStatus = Literal["active", "inactive", "terminated"]
+from shared.vocabulary import MembershipStatus
 
 
 class Enrolled(Protocol):

@@ -29,13 +29,13 @@ from shared.responses import id_or_404, json_response
 from shared.service_app import service_app
 from shared.text import NoControls
 from shared.topics import CLAIMS, MEMBERSHIPS, topic_name
+from shared.vocabulary import Program
 
 BODY_MAX_BYTES = 8 * 1024
 DECIDE_SCOPE = "claims:decide"
 Writer = Annotated[Caller, Depends(require("claims:write"))]
 Reader = Annotated[Caller, Depends(require("claims:read"))]
 Officer = Annotated[Caller, Depends(require(DECIDE_SCOPE))]
-Program = Literal["JKK", "JKM", "JHT", "JP", "JKP"]
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"])
 

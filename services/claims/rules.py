@@ -46,8 +46,8 @@ from shared.membership import (
     next_unpaid_period,
     status_on,
 )
+from shared.vocabulary import PROGRAMS
 
-PROGRAMS = ("JKK", "JKM", "JHT", "JP", "JKP")
 JHT_CAUSES = ("age", "stopped_work", "disability", "death", "emigration")
 JP_CAUSES = ("age", "death", "disability")
 JP_DEFAULT_CAUSE = "age"

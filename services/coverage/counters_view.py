@@ -22,10 +22,10 @@ from typing import Any
 
 from services.coverage.counting import CounterCell
 from shared.regions import RegionDirectory, directory
+from shared.vocabulary import SEGMENTS
 
 log = logging.getLogger("ucj.coverage.counters")
 
-SEGMENTS = ("PU", "BPU", "JAKON", "PMI")
 STATUS_COUNTERS = ("registered", "active", "inactive", "terminated")
 
 Counters = dict[str, int]

@@ -24,7 +24,6 @@ from shared.events import (
     Payload,
 )
 
-SEGMENTS = ("PU", "BPU", "JAKON", "PMI")
 REGISTRATION = "registration"
 
 Counters = dict[str, int]

@@ -49,7 +49,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.coverage.counting import (
     REGISTRATION,
-    SEGMENTS,
     CountedState,
     Counters,
     Facts,
@@ -58,6 +57,7 @@ from services.coverage.counting import (
 )
 from shared.regions import LEVELS, NATIONAL_CODE, RegionDirectory, directory, level_of
 from shared.topics import PARTICIPANT_PARTITIONS
+from shared.vocabulary import SEGMENTS
 
 
 @dataclass(frozen=True, slots=True)
