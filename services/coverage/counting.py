@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.events import (
@@ -167,6 +167,7 @@ class FoldedBatch:
     facts: dict[str, tuple[int, Facts]]
     deltas: dict[CellKey, Counters]
     refused: list[tuple[int, str]]
+    claims: dict[str, tuple[int, ClaimFacts]] = field(default_factory=dict)
 
 
 class Unappliable(ValueError):
@@ -195,8 +196,10 @@ MAX_SEQUENCE = 2**53  # exact in any JSON reader
 
 
 def fold_batch(before: Mapping[str, Facts], events: Iterable[SourceEvent],
-               is_village: Callable[[str], bool]) -> FoldedBatch:
-    """Fold events, in order, onto the participants' facts as they were before the batch.
+               is_village: Callable[[str], bool],
+               claims_before: Mapping[str, ClaimFacts] | None = None) -> FoldedBatch:
+    """Fold events, in order, onto the participants' facts as they were before the batch (and
+    claim events onto the claims' facts, `claims_before`).
 
     `before` holds the stored facts of (at least) every subject in the batch; a subject it
     lacks has no facts yet. Each participant's counters move by the difference between its
@@ -205,8 +208,20 @@ def fold_batch(before: Mapping[str, Facts], events: Iterable[SourceEvent],
     current: dict[str, Facts] = {}
     partition_of: dict[str, int] = {}
     refused: list[tuple[int, str]] = []
+    claims: dict[str, tuple[int, ClaimFacts]] = {}
+    claims_before = claims_before or {}
     for index, event in enumerate(events):
         envelope = event.envelope
+        if isinstance(event.payload, ClaimState):
+            try:
+                claim_key, claim = check_claim(envelope, event.payload, is_village)
+            except Unappliable as exc:
+                refused.append((index, str(exc)))
+                continue
+            seen = claims.get(claim_key, (event.partition, claims_before.get(claim_key)))
+            if seen[1] is None or envelope.sequence > seen[1].sequence:
+                claims[claim_key] = (seen[0], replace(claim, sequence=envelope.sequence))
+            continue
         try:
             key = check_countable(envelope, event.payload, is_village)
         except Unappliable as exc:
@@ -225,6 +240,76 @@ def fold_batch(before: Mapping[str, Facts], events: Iterable[SourceEvent],
             cell = deltas.setdefault((partition, village), {})
             for name, value in changes.items():
                 cell[name] = cell.get(name, 0) + value
+    for key, (partition, claim) in claims.items():
+        moved = claim_deltas(claims_before.get(key), claim)
+        for village, changes in moved.items():
+            cell = deltas.setdefault((partition, village), {})
+            for name, value in changes.items():
+                cell[name] = cell.get(name, 0) + value
     deltas = {k: {n: v for n, v in c.items() if v} for k, c in deltas.items()}
     return FoldedBatch({k: (partition_of[k], f) for k, f in current.items()},
-                       {k: c for k, c in deltas.items() if c}, refused)
+                       {k: c for k, c in deltas.items() if c}, refused, claims)
+
+
+# --- claims -----------------------------------------------------------------------------------
+# A claim is counted in its worker's village, under its programme, by status: each claim once
+# (its newest status), and the benefit of an approved one. Its facts are kept per claim, with
+# the claim's own sequence (submitted 1, decided 2): a replay changes nothing.
+
+CLAIM_STATUSES = ("submitted", "approved", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimFacts:
+    sequence: int
+    village: str
+    program: str
+    status: str
+    benefit_amount: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.sequence, "village": self.village, "program": self.program,
+                "status": self.status, "benefit": self.benefit_amount}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClaimFacts:
+        return cls(int(data["seq"]), data["village"], data["program"], data["status"],
+                   int(data.get("benefit") or 0))
+
+
+def claim_counters(claim: ClaimFacts) -> Counters:
+    """What one claim adds to its village's counters."""
+    counters = {f"claims.{claim.program}.{claim.status}": 1}
+    if claim.status == "approved" and claim.benefit_amount:
+        counters[f"claims.{claim.program}.benefit_paid"] = claim.benefit_amount
+    return counters
+
+
+def claim_deltas(before: ClaimFacts | None, after: ClaimFacts) -> dict[str, Counters]:
+    deltas: dict[str, Counters] = defaultdict(dict)
+    for state, sign in ((before, -1), (after, +1)):
+        if state is None:
+            continue
+        for name, value in claim_counters(state).items():
+            deltas[state.village][name] = deltas[state.village].get(name, 0) + sign * value
+    return {v: {k: n for k, n in c.items() if n} for v, c in deltas.items() if any(c.values())}
+
+
+def check_claim(envelope: Envelope, payload: ClaimState, is_village: Callable[[str], bool]
+                ) -> tuple[str, ClaimFacts]:
+    """The claim id (canonical) and its facts; Unappliable for an impossible claim event."""
+    try:
+        subject = uuid.UUID(envelope.subject)
+    except ValueError:
+        raise Unappliable("subject is not a claim id (a UUID)") from None
+    if payload.claim_id != subject:
+        raise Unappliable("the payload's claim_id is not the event's subject")
+    if envelope.sequence > MAX_SEQUENCE:
+        raise Unappliable(f"sequence above {MAX_SEQUENCE}")
+    if not is_village(payload.region_code):
+        raise Unappliable("region_code is not a village code of the Kemendagri list")
+    amount = payload.benefit_amount or 0
+    if not 0 <= amount <= MAX_SEQUENCE:
+        raise Unappliable("benefit_amount is negative or too large")
+    return str(subject), ClaimFacts(envelope.sequence, payload.region_code, payload.program,
+                                    payload.status, amount)

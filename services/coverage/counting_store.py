@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from services.coverage.counting import CounterCell, Facts, FoldedBatch, SourceEvent, fold_batch
+from services.coverage.counting import (
+    ClaimFacts,
+    CounterCell,
+    Facts,
+    FoldedBatch,
+    SourceEvent,
+    fold_batch,
+)
+from shared.events import ClaimState
 from shared.regions import directory
 
 
@@ -47,9 +55,19 @@ async def fold_in_transaction(conn: asyncpg.Connection, events: Sequence[SourceE
     versions = {r["partition"]: r["version"] for r in await conn.fetch(
         "SELECT partition, version FROM counting_partitions WHERE partition = ANY($1::smallint[])"
         " ORDER BY partition FOR UPDATE", partitions)}
-    subjects = list({e.envelope.subject for e in events})
+    claim_subjects = list({e.envelope.subject for e in events if isinstance(e.payload, ClaimState)})
+    subjects = list({e.envelope.subject for e in events} - set(claim_subjects))
     before = await _stored_facts(conn, subjects)
-    folded = fold_batch(before, events, directory().is_village)
+    folded = fold_batch(before, events, directory().is_village,
+                        await _stored_claims(conn, claim_subjects))
+    if folded.claims:
+        keys = list(folded.claims)
+        await conn.execute(
+            "INSERT INTO claim_facts (claim_id, partition, facts)"
+            " SELECT * FROM unnest($1::uuid[], $2::smallint[], $3::jsonb[])"
+            " ON CONFLICT (claim_id) DO UPDATE SET facts = excluded.facts",
+            keys, [folded.claims[k][0] for k in keys],
+            [orjson.dumps(folded.claims[k][1].to_json()).decode() for k in keys])
     if folded.facts:
         keys = list(folded.facts)
         await conn.execute(
@@ -93,6 +111,16 @@ async def _stored_facts(conn: asyncpg.Connection, subjects: list[str]) -> dict[s
         "SELECT participant_id::text AS id, facts::text AS facts FROM participant_facts"
         " WHERE participant_id = ANY($1::uuid[])", valid)
     return {r["id"]: Facts.from_json(orjson.loads(r["facts"])) for r in rows}
+
+
+async def _stored_claims(conn: asyncpg.Connection, subjects: list[str]
+                         ) -> dict[str, ClaimFacts]:
+    if not subjects:
+        return {}
+    rows = await conn.fetch(
+        "SELECT claim_id::text AS id, facts::text AS facts FROM claim_facts"
+        " WHERE claim_id = ANY($1::uuid[])", [s for s in subjects if _is_uuid(s)])
+    return {r["id"]: ClaimFacts.from_json(orjson.loads(r["facts"])) for r in rows}
 
 
 def _is_uuid(text: str) -> bool:

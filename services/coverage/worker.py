@@ -50,6 +50,7 @@ from shared.gc_tuning import tune_gc
 from shared.logs import configure
 from shared.problems import dependency_away, describe_away
 from shared.topics import (
+    CLAIMS,
     COVERAGE_APP_ID,
     DEAD_LETTER,
     MEMBERSHIPS,
@@ -183,7 +184,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
     )
-    source_names = (topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix))
+    # Co-partitioned, keyed by participant: a worker owns the same partition of each.
+    source_names = (topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix),
+                    topic_name(CLAIMS, prefix))
     source = app.topic(*source_names, key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(topic_name(DEAD_LETTER, prefix),
                              key_serializer="raw", value_serializer="raw")

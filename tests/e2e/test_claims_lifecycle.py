@@ -58,13 +58,14 @@ async def claims_know_payment(running, pid: str, seconds: float = 30.0) -> None:
         await conn.close()
 
 
-async def coverage_caught_up(running, seconds: float = 30.0) -> None:
-    """Until the coverage workers have folded everything the topics they count from (the
-    participant and membership events) hold so far: their
+async def coverage_caught_up(running, specs: tuple = (PARTICIPANTS, MEMBERSHIPS, CLAIMS),
+                             seconds: float = 30.0) -> None:
+    """Until the coverage workers have folded everything the topics they count from hold so
+    far: their
     tracking records (source_offsets, in the coverage database, written in the transaction of
     each fold) reach the end of every partition."""
     prefix = running.infra.prefix
-    topics = [topic_name(spec, prefix) for spec in (PARTICIPANTS, MEMBERSHIPS)]
+    topics = [topic_name(spec, prefix) for spec in specs]
     consumer = AIOKafkaConsumer(bootstrap_servers=running.infra.bootstrap)
     await consumer.start()
     try:
@@ -84,6 +85,20 @@ async def coverage_caught_up(running, seconds: float = 30.0) -> None:
                 return
             assert asyncio.get_running_loop().time() < deadline, f"coverage behind: {behind}"
             await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+async def claim_counters(running) -> dict[str, int]:
+    """The village's claim counters as the coverage workers keep them (summed over partitions),
+    once they have folded every claim event published so far."""
+    await coverage_caught_up(running, (CLAIMS,))
+    conn = await asyncpg.connect(running.infra.database_urls["ucj_coverage"])
+    try:
+        return {r["name"]: r["value"] for r in await conn.fetch(
+            "SELECT name, sum(value)::bigint AS value FROM village_counters"
+            " WHERE village = $1 AND name LIKE 'claims.%' GROUP BY name HAVING sum(value) <> 0",
+            VILLAGE)}
     finally:
         await conn.close()
 
@@ -147,6 +162,8 @@ def test_a_death_claim_moves_the_worker_to_terminated_everywhere_once(running_st
         return all(now[code] == (-1, -1, 1) for code in LEVELS) or now
 
     wait_until(terminated_once, 30, "the worker terminated at every level")
+    assert asyncio.run(claim_counters(running)) == {
+        "claims.JKM.approved": 1, "claims.JKM.benefit_paid": 42_000_000}
 
     with httpx.Client(timeout=10) as client:
         # contributions learnt it: no more dues, no payment
@@ -167,3 +184,5 @@ def test_a_death_claim_moves_the_worker_to_terminated_everywhere_once(running_st
     after = moved(before, counters(running))
     for code in LEVELS:  # the worker terminated once; the new membership counted, inactive
         assert after[code] == (0, -1, 1), (code, after)
+    assert asyncio.run(claim_counters(running)) == {
+        "claims.JKM.approved": 1, "claims.JKM.benefit_paid": 42_000_000}
