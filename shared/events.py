@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from shared.logs import current_request_id
 from shared.vocabulary import ClaimStatus, MembershipStatus, Program, Segment
 
 
@@ -42,6 +43,9 @@ class Envelope(BaseModel):
     subject: str
     sequence: int = Field(ge=1)
     data: dict[str, Any]
+    # The id of the HTTP request that caused the event (X-Request-ID), to follow one change
+    # through the services' logs; None for what time or another event caused.
+    correlation_id: str | None = None
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
@@ -163,6 +167,7 @@ def make_envelope(
         subject=subject,
         sequence=sequence,
         data=payload.model_dump(mode="json"),
+        correlation_id=current_request_id(),
     )
 
 
@@ -174,7 +179,7 @@ def envelope_bytes(payload_type: type[Payload], data: dict[str, Any], *, source:
     return orjson.dumps({
         "id": str(uuid.uuid4()), "type": payload_type.TYPE, "version": 1, "source": source,
         "occurred_at": (occurred_at or datetime.now(UTC)).isoformat(), "subject": subject,
-        "sequence": sequence, "data": data,
+        "sequence": sequence, "data": data, "correlation_id": current_request_id(),
     })
 
 

@@ -1,4 +1,6 @@
-"""One log format for every process. Log lines carry ids and counts, never NIK or names.
+"""One log format for every process: a JSON object a line (time, level, logger, message, and
+the request id of the HTTP request being served, when there is one). Log lines carry ids and
+counts, never NIK or names.
 
 Exceptions are logged by class and frames only: an exception's message can quote the data it
 failed on (a database's "Key (nik)=(...) already exists", a ValueError naming a value), and a
@@ -9,12 +11,21 @@ file:line of each frame, never its message, the source lines or any value.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import traceback
+from contextvars import ContextVar
 from types import TracebackType
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# The id of the HTTP request this task serves (shared/problems.py RequestGuard sets it): in
+# every log line written meanwhile, and as `correlation_id` in every event it causes.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
 # Frames of a logged traceback, innermost last: enough to find the bug, bounded for a log line.
 MAX_FRAMES = 30
 _MAX_CHAINED = 5
@@ -23,7 +34,7 @@ _MAX_CHAINED = 5
 def configure(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=FORMAT)
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(SafeFormatter(FORMAT))
+        handler.setFormatter(JsonFormatter(FORMAT))
 
 
 def exception_class(exc: BaseException) -> str:
@@ -101,3 +112,19 @@ def _short(filename: str) -> str:
         if index >= 0:
             return filename[index + len(marker):]
     return filename
+
+
+class JsonFormatter(SafeFormatter):
+    """SafeFormatter's rules, as one JSON object a line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {"time": self.formatTime(record), "level": record.levelname,
+                                   "logger": record.name, "message": record.getMessage()}
+        request_id = REQUEST_ID.get()
+        if request_id:
+            line["request_id"] = request_id
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, ensure_ascii=False)

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.logs import exception_class, exception_summary
+from shared.logs import REQUEST_ID, exception_class, exception_summary
 
 log = logging.getLogger(__name__)
 
@@ -375,6 +375,7 @@ class RequestGuard:
         state = scope.setdefault("state", {})
         if isinstance(state, dict):
             state["request_id"] = request_id
+        REQUEST_ID.set(request_id)  # this request's task and what it starts: logs and events
         app_state = getattr(scope.get("app"), "state", None)
         limits = getattr(app_state, "body_limits", None) or BodyLimits()
         exchange = _Exchange(scope, receive, send, limits, request_id)

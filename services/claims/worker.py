@@ -4,9 +4,7 @@ payments (months paid, on which day, the JHT and JP shares) and ended membership
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from typing import Any
 
 import asyncpg
@@ -14,12 +12,10 @@ import asyncpg
 from services.claims import store
 from services.claims.settings import ClaimsSettings
 from shared.consumer_progress import PARTICIPANT_CONSUMER, record_progress
-from shared.db import create_pool, migrate
 from shared.event_consumer import EventConsumer
 from shared.events import Envelope, Payload
-from shared.gc_tuning import tune_gc
-from shared.logs import configure
 from shared.topics import DEAD_LETTER, MEMBERSHIPS, PARTICIPANTS, topic_name
+from shared.worker_process import worker_main
 
 log = logging.getLogger("ucj.claims.worker")
 
@@ -43,25 +39,11 @@ def claims_consumer(pool: asyncpg.Pool, *, bootstrap: str, topic_prefix: str,
         dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), on_progress=report, **options)
 
 
-async def run(settings: ClaimsSettings) -> None:
-    pool = await create_pool(settings.database_url)
-    await migrate(pool, settings.migrations_dir)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    consumer = claims_consumer(pool, bootstrap=settings.kafka_bootstrap_servers,
-                               topic_prefix=settings.topic_prefix, handle_timeout=DB_DEADLINE)
-    log.info("claims worker started")
-    await consumer.run(stop)
-    await pool.close()
-
-
 def main() -> None:
     settings = ClaimsSettings()
-    configure(settings.log_level)
-    tune_gc()
-    asyncio.run(run(settings))
+    worker_main("claims worker", settings, settings.migrations_dir, lambda pool: [
+        claims_consumer(pool, bootstrap=settings.kafka_bootstrap_servers,
+                        topic_prefix=settings.topic_prefix, handle_timeout=DB_DEADLINE).run])
 
 
 if __name__ == "__main__":

@@ -5,20 +5,16 @@ membership already said so."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from typing import Any
 
 import asyncpg
 
 from services.registration.settings import RegistrationSettings
-from shared.db import create_pool, migrate
 from shared.event_consumer import EventConsumer
 from shared.events import Envelope, MembershipStatusChanged, Payload
-from shared.gc_tuning import tune_gc
-from shared.logs import configure
 from shared.topics import DEAD_LETTER, MEMBERSHIPS, topic_name
+from shared.worker_process import worker_main
 
 log = logging.getLogger("ucj.registration.worker")
 
@@ -55,26 +51,11 @@ def membership_consumer(pool: asyncpg.Pool, *, bootstrap: str, topic_prefix: str
         dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), **options)
 
 
-async def run(settings: RegistrationSettings) -> None:
-    pool = await create_pool(settings.database_url)
-    await migrate(pool, settings.migrations_dir)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    consumer = membership_consumer(pool, bootstrap=settings.kafka_bootstrap_servers,
-                                   topic_prefix=settings.topic_prefix,
-                                   handle_timeout=DB_DEADLINE)
-    log.info("registration worker started")
-    await consumer.run(stop)
-    await pool.close()
-
-
 def main() -> None:
     settings = RegistrationSettings()
-    configure(settings.log_level)
-    tune_gc()
-    asyncio.run(run(settings))
+    worker_main("registration worker", settings, settings.migrations_dir, lambda pool: [
+        membership_consumer(pool, bootstrap=settings.kafka_bootstrap_servers,
+                            topic_prefix=settings.topic_prefix, handle_timeout=DB_DEADLINE).run])
 
 
 if __name__ == "__main__":

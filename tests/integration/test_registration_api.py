@@ -347,3 +347,34 @@ async def test_the_relay_publishes_the_outbox_in_order_and_empties_it(service, a
     assert events[0].partition == DefaultPartitioner()(pid.encode(), list(range(12)),
                                                        list(range(12)))
     assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+
+async def test_the_request_id_follows_the_change_into_its_event(service, auth):
+    """One change followed through the services: the X-Request-ID a partner sent (or the one
+    given) is the event's correlation_id (and, test below, in the request's log lines)."""
+    client, conn, _ = service
+    sent = "0b9f1c2e-7d4a-4c1b-9a55-3e8d2f6a1b70"  # a proxy's id (free text is not kept)
+    response = await client.post("/v1/participants", json=worker(),
+                                 headers={**auth, "X-Request-ID": sent})
+    assert response.status_code == 201 and response.headers["x-request-id"] == sent
+    event = orjson.loads(await conn.fetchval("SELECT payload FROM outbox"))
+    assert event["correlation_id"] == sent
+    given = await client.post("/v1/participants", json=worker(2), headers=auth)
+    events = [orjson.loads(r["payload"]) for r in await conn.fetch(
+        "SELECT payload FROM outbox ORDER BY id")]
+    assert events[1]["correlation_id"] == given.headers["x-request-id"] != sent
+
+
+def test_log_lines_are_json_with_the_request_id():
+    import logging
+
+    from shared.logs import REQUEST_ID, JsonFormatter
+
+    token = REQUEST_ID.set("pemda-req-0042")
+    try:
+        record = logging.LogRecord("ucj.test", logging.INFO, __file__, 1, "%d rows", (3,), None)
+        line = orjson.loads(JsonFormatter().format(record))
+    finally:
+        REQUEST_ID.reset(token)
+    assert line["message"] == "3 rows" and line["request_id"] == "pemda-req-0042"
+    assert line["level"] == "INFO" and line["logger"] == "ucj.test"
