@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from shared.problems import dependency_away, describe_away
+from shared.retry import pause
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10,
                 log.info("waiting up to %.0fs for the database (%s)", wait_seconds,
                          describe_away(exc))
                 said = True
-            await asyncio.sleep(0.5)
+            await pause(None, 0.5)
 
 
 async def _end_open_transaction(conn: asyncpg.Connection) -> None:

@@ -45,6 +45,7 @@ from shared.events import (
 )
 from shared.kafka import close_producer, start_producer
 from shared.problems import dependency_away, describe_away
+from shared.retry import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +179,7 @@ class EventConsumer:
         self._kafka_timeout = kafka_timeout
         self._handle_timeout = handle_timeout
         self._stuck_after = stuck_after
-        self._retry_first, self._retry_max = retry_first, retry_max
-        self._retry = retry_first
+        self._backoff = Backoff(retry_first, retry_max)
         self.applied = 0  # events the handler applied
         self.dead_letters = 0  # events sent to the dead-letter topic
         self.recreated = 0  # consumers replaced because they stopped moving
@@ -200,8 +200,8 @@ class EventConsumer:
                 (log.warning if kind == "dependency" else log.error)(
                     "consumer %s: %s (%s); a new consumer in %.1fs", self._group_id,
                     "the broker or the database is away" if kind == "dependency" else
-                    "unexpected error", _described(exc), self._retry)
-                await self._pause(stop)
+                    "unexpected error", _described(exc), self._backoff.delay)
+                await self._backoff.wait(stop)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -235,13 +235,13 @@ class EventConsumer:
                     (log.warning if kind == "dependency" else log.error)(
                         "consumer %s failed to apply a batch (%s: %s); again in %.1fs",
                         self._group_id, "dependency away" if kind == "dependency" else kind,
-                        _described(exc), self._retry)
+                        _described(exc), self._backoff.delay)
                     _rewind(consumer, batch)
-                    await self._pause(stop)
+                    await self._backoff.wait(stop)
                     continue
                 async with asyncio.timeout(self._kafka_timeout):
                     await consumer.commit()
-                self._retry = self._retry_first
+                self._backoff.succeeded()
                 await self._report_progress(consumer)
         finally:
             await close_producer(producer, self._kafka_timeout)
@@ -391,12 +391,6 @@ class EventConsumer:
                         self._kafka_timeout)
         elif not task.cancelled() and (error := task.exception()) is not None:
             log.info("consumer %s stopped with %s", self._group_id, _described(error))
-
-    async def _pause(self, stop: asyncio.Event) -> None:
-        """Wait the current backoff (less if stopped), and double it for next time."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), self._retry)
-        self._retry = min(self._retry * 2, self._retry_max)
 
 
 class _Watch:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.kafka import close_producer, idempotent_producer, start_producer
 from shared.problems import dependency_away_problem, describe_away
+from shared.retry import Backoff
 from shared.topics import API_KEYS, topic_name
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ CONNECT_SECONDS = 15.0
 PUBLISH_SECONDS = 10.0
 POLL_SECONDS = 30.0
 DATABASE_SECONDS = 10.0
-RETRY_SECONDS = 2.0
+RETRY_SECONDS = 1.0
+RETRY_MAX_SECONDS = 10.0  # revocations must reach every service within seconds of the broker
 # While the topic does not exist (a stack still creating it): look again this often.
 TOPIC_CHECK_SECONDS = 5.0
 LOG_EVERY_SECONDS = 60.0
@@ -129,7 +131,9 @@ class KeyDirectory:
         """Follow the topic for ever; on any failure (broker or database away) start again
         from the beginning of the topic after a pause (applying a record twice is harmless)."""
         loop, logged = asyncio.get_running_loop(), float("-inf")
+        backoff = Backoff(RETRY_SECONDS, RETRY_MAX_SECONDS)
         while True:
+            started = loop.time()
             try:
                 await self._follow()
             except asyncio.CancelledError:
@@ -139,7 +143,9 @@ class KeyDirectory:
                     logged = loop.time()
                     log.warning("API key directory: %s; following again shortly",
                                 describe_away(exc))
-            await asyncio.sleep(RETRY_SECONDS)
+            if loop.time() - started > RETRY_MAX_SECONDS:
+                backoff.succeeded()  # it followed for a while: this is a new outage
+            await backoff.wait()
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(

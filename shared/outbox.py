@@ -25,7 +25,6 @@ about 1 s.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -37,6 +36,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from shared.events import Envelope
 from shared.kafka import close_producer, start_producer
+from shared.retry import pause
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class OutboxRelay:
                     # OSError, TimeoutError, asyncpg's errors; also its InternalClientError
                     # when the server shuts down mid-protocol: a new connection is the cure.
                     self._lost_database(exc)
-                    await _sleep_or_stop(stop, self._t.retry)
+                    await pause(stop, self._t.retry)
         finally:
             self.status.leader = False
             await self._drop_producer()
@@ -203,7 +203,7 @@ class OutboxRelay:
                 if not said:
                     log.info("outbox relay is standing by: another relay publishes")
                     said = True
-                if await _sleep_or_stop(stop, self._t.lock_poll):
+                if await pause(stop, self._t.lock_poll):
                     return
             self.status.leader = True
             self._progress_at = time.monotonic()
@@ -212,9 +212,9 @@ class OutboxRelay:
             while not stop.is_set():
                 published = await self._publish_batch(conn)
                 if published is None:
-                    await _sleep_or_stop(stop, self._t.retry)
+                    await pause(stop, self._t.retry)
                 elif published < self._batch_size:
-                    await _sleep_or_stop(stop, self._poll)
+                    await pause(stop, self._poll)
                 await self._maybe_report(conn)
         finally:
             self.status.leader = False
@@ -367,7 +367,4 @@ def batches(events: list[tuple[bytes, bytes]]) -> list[list[tuple[bytes, bytes]]
     return out
 
 
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
+

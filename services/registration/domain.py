@@ -1,6 +1,7 @@
 """Registration rules: who may register, in which segment, with which programmes.
 
-Pure: the standard library and the region directory's types only; no I/O, no pydantic.
+Pure: the standard library, the region directory's types and the shared vocabulary (segments,
+programmes) only; no I/O, no pydantic.
 Facts come from ../shared/DOMAIN.md; each regulated figure is a named constant here, so the
 day a regulation changes there is one place to change (and to date, when it first does).
 """
@@ -16,14 +17,10 @@ from typing import Any, Literal
 from shared.field_errors import FieldError
 from shared.regions import NATIONAL_CODE, RegionDirectory, level_of
 from shared.text import CONTROL_CHARACTERS, control_character
+from shared.vocabulary import PROGRAMS, SEGMENTS, Program, Segment
 
-Segment = Literal["PU", "BPU", "JAKON", "PMI"]
-Program = Literal["JKK", "JKM", "JHT", "JP", "JKP"]
 Sex = Literal["M", "F"]
 EmployerRule = Literal["required", "forbidden", "either"]
-
-SEGMENTS: tuple[Segment, ...] = ("PU", "BPU", "JAKON", "PMI")
-PROGRAMS: tuple[Program, ...] = ("JKK", "JKM", "JHT", "JP", "JKP")
 
 # --- identity -------------------------------------------------------------------------------
 NIK_LENGTH = 16

@@ -10,8 +10,6 @@ fields: on a write API a misspelt optional field must not be silently dropped.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import uuid
 from datetime import date, datetime
@@ -29,9 +27,10 @@ from pydantic import (
 )
 
 from services.registration import domain
-from services.registration.domain import Program, Segment, Sex
+from services.registration.domain import Sex
 from shared.regions import RegionDirectory, directory
 from shared.text import NoControls
+from shared.vocabulary import PROGRAMS, Program, Segment
 
 MAX_BULK_ROWS = 10_000
 FULL_NAME_MAX_CHARS = 200
@@ -41,8 +40,6 @@ OCCUPATION_MAX_CHARS = 100
 # Long enough for any mistyped NIK to get domain.check_nik's own message, short enough that
 # a megabyte "NIK" stops here.
 NIK_MAX_CHARS = 64
-# Longer digit strings are not incomes, and int() refuses more than 4,300 digits anyway.
-_CSV_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -67,7 +64,7 @@ def _each_once(programs: list[Program]) -> list[Program]:
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 Programs = Annotated[
-    list[Program], Field(max_length=len(domain.PROGRAMS)), AfterValidator(_each_once)
+    list[Program], Field(max_length=len(PROGRAMS)), AfterValidator(_each_once)
 ]
 # Every text field refuses control characters (shared/text.py: NoControls, after the Field).
 RegionCode = Annotated[
@@ -141,24 +138,19 @@ class ParticipantPatch(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
-class BulkIn(BaseModel):
-    """POST /v1/participants/bulk as JSON. Rows stay raw here so that one bad row fails alone:
-    each goes through `validate_row` (see ParticipantIn for a row's fields)."""
-
+# POST /v1/participants/lookup (no docstring: it would become the schema's description).
+class LookupIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+    nik: Annotated[str, Field(min_length=16, max_length=16, pattern=r"^[0-9]{16}$")]
 
-    participants: Annotated[
-        list[Any],
-        Field(max_length=MAX_BULK_ROWS, description="Up to 10,000 ParticipantIn objects"),
-    ]
+
+# POST /v1/participants/{id}/grants: the key whose partner gets access.
+class GrantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    key_id: Annotated[str, Field(min_length=1, max_length=100), NoControls]
 
 
 # --- responses --------------------------------------------------------------------------------
-
-
-class FieldErrorOut(BaseModel):
-    field: str
-    message: str
 
 
 class Registered(BaseModel):
@@ -204,22 +196,6 @@ class ParticipantOut(BaseModel):
             status=record["status"],
             registered_on=record["registered_on"],
         )
-
-
-class BulkRejection(BaseModel):
-    index: int
-    errors: list[FieldErrorOut]
-
-
-class BulkResult(BaseModel):
-    index: int
-    participant_id: uuid.UUID
-
-
-class BulkOut(BaseModel):
-    accepted: int
-    rejected: list[BulkRejection]
-    results: list[BulkResult]
 
 
 # --- validation: types, then rules ------------------------------------------------------------
@@ -281,78 +257,3 @@ def validate_patch(
     if problems:
         return None, [p.as_dict() for p in problems]
     return patch, []
-
-
-# --- bulk as CSV ------------------------------------------------------------------------------
-
-CSV_COLUMNS: tuple[str, ...] = tuple(ParticipantIn.model_fields)
-REQUIRED_CSV_COLUMNS: tuple[str, ...] = tuple(
-    name for name, info in ParticipantIn.model_fields.items() if info.is_required()
-)
-
-
-def _cell(column: str, text: str) -> Any:
-    value = text.strip()
-    if column == "programs":
-        return value.split()  # an empty cell is no programmes: the rules then name JKK and JKM
-    if not value:
-        return None
-    if column == "monthly_income" and _CSV_INTEGER.fullmatch(value):
-        return int(value)
-    return value  # anything else stays text, and the row fails on its type alone
-
-
-def rows_from_csv(text: str, *, max_rows: int = MAX_BULK_ROWS) -> list[dict[str, Any]]:
-    """Rows of a text/csv bulk upload as dicts for `validate_row`.
-
-    The first line names the columns (any order, case and spaces ignored; employer_id and
-    occupation may be left out). Comma-separated, or semicolon-separated as spreadsheets in
-    Indonesian locale save it. Empty cells are null, `programs` is space-separated, and
-    monthly_income becomes an integer. Blank lines are skipped; a row's index is its position
-    among the data rows, from 0. A file that cannot be read as such rows raises ValueError.
-    """
-    text = text.removeprefix("\ufeff")  # the byte-order mark spreadsheets put first
-    first_line = text.split("\n", 1)[0]
-    delimiter = ";" if ";" in first_line and "," not in first_line else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader, None)
-        if header is None or not any(cell.strip() for cell in header):
-            raise ValueError("CSV is empty: the first line must name the columns")
-        columns = [cell.strip().lower() for cell in header]
-        _check_columns(columns)
-        rows: list[dict[str, Any]] = []
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) != len(columns):
-                raise ValueError(
-                    f"CSV line {reader.line_num}: {len(cells)} cells, "
-                    f"but the header names {len(columns)} columns"
-                )
-            if len(rows) == max_rows:
-                raise ValueError(f"CSV has more than {max_rows:,} rows")
-            rows.append({col: _cell(col, cell) for col, cell in zip(columns, cells, strict=True)})
-    except csv.Error as exc:
-        raise ValueError(f"CSV line {reader.line_num} cannot be read: {exc}") from exc
-    return rows
-
-
-def _check_columns(columns: list[str]) -> None:
-    if not set(columns) & set(CSV_COLUMNS):
-        # Not echoed: a file without a header has a worker's NIK and name on its first line.
-        raise ValueError(f"CSV's first line must name the columns: {', '.join(CSV_COLUMNS)}")
-    if "" in columns:
-        raise ValueError(f"CSV header has no name for column {columns.index('') + 1}")
-    repeated = sorted({c for c in columns if columns.count(c) > 1})
-    if repeated:
-        raise ValueError(f"CSV header repeats column(s): {', '.join(repeated)}")
-    unknown = [c[:40] for c in columns if c not in CSV_COLUMNS]
-    if unknown:
-        raise ValueError(
-            f"CSV header has unknown column(s): {', '.join(unknown)}; "
-            f"the columns are {', '.join(CSV_COLUMNS)}"
-        )
-    missing = [c for c in REQUIRED_CSV_COLUMNS if c not in columns]
-    if missing:
-        raise ValueError(f"CSV header lacks column(s): {', '.join(missing)}")

@@ -15,6 +15,7 @@ from uuid import uuid4
 import pytest
 
 from services.registration import domain
+from services.registration.csv_upload import rows_from_csv
 from services.registration.domain import (
     FieldError,
     Registration,
@@ -29,11 +30,10 @@ from services.registration.domain import (
 )
 from services.registration.schemas import (
     ParticipantOut,
-    rows_from_csv,
     validate_patch,
     validate_row,
 )
-from shared import events
+from shared import events, vocabulary
 from shared.regions import directory
 
 TODAY = date(2026, 1, 15)
@@ -332,9 +332,9 @@ def test_programme_table_is_domain_md() -> None:
 
 
 def test_segments_and_programmes_are_those_of_the_events() -> None:
-    assert typing.get_args(domain.Segment) == typing.get_args(events.Segment)
-    assert typing.get_args(domain.Program) == typing.get_args(events.Program)
-    assert set(domain.SEGMENT_TERMS) == set(domain.SEGMENTS)
+    assert typing.get_args(vocabulary.Segment) == typing.get_args(events.Segment)
+    assert typing.get_args(vocabulary.Program) == typing.get_args(events.Program)
+    assert set(domain.SEGMENT_TERMS) == set(vocabulary.SEGMENTS)
 
 
 @pytest.mark.parametrize("segment", ["PU", "BPU", "JAKON", "PMI"])
