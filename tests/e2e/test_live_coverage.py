@@ -8,23 +8,37 @@ import hashlib
 import random
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
+import asyncpg
 import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from shared.clock import WIB
 from shared.events import ParticipantChanged, ParticipantRegistered, envelope_bytes
 from shared.topics import DEAD_LETTER, PARTICIPANTS, topic_name
 from tests.e2e.conftest import AUTH, synthetic_worker, wait_for_worker
-from tests.integration.conftest import read_topic
+from tests.integration.conftest import read_topic, registered_rows
 
 pytestmark = pytest.mark.e2e
 
 BINJAI_VILLAGES = ["12.75.01.1001", "12.75.01.1002", "12.75.02.1001", "12.75.05.1003"]
 MEDAN_VILLAGE = "12.71.01.1001"
 LEVELS = ["12.75.01.1001", "12.75.01", "12.75", "12", "ID"]
+# Kota Padangsidimpuan: no other test of this module registers there.
+PADANGSIDIMPUAN_VILLAGES = ["12.77.01.1001", "12.77.01.1002", "12.77.02.1001"]
+# Every process's calendar for this module: November is due on the 15th, so paying the month
+# owed makes a worker active (as in test_contributions_flow).
+TODAY = datetime(2026, 11, 20, 9, 0, tzinfo=WIB)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fixed_calendar(running_stack):
+    running_stack.set_clock(TODAY)
 
 
 def coverage(running, code: str) -> dict:
@@ -90,7 +104,48 @@ def test_a_move_to_medan_leaves_binjai_and_counts_in_medan(running_stack):
     wait_until(followed, 10)
 
 
+def register(running, rows: list[dict]) -> list[str]:
+    response = httpx.post(f"{running.url('registration')}/v1/participants/bulk",
+                          json={"participants": rows}, headers=AUTH, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == len(rows), response.json()["rejected"][:3]
+    return [r["participant_id"] for r in response.json()["results"]]
+
+
+def pay(running, pids: list[str], ref: str) -> None:
+    """Pay the month each worker owes (once contributions has learnt of them): each becomes
+    active."""
+    url = running.url("contributions")
+    with httpx.Client(timeout=5, headers=AUTH) as client:
+        for n, pid in enumerate(pids):
+            wait_until(lambda p=pid: client.get(f"{url}/v1/memberships/{p}").status_code
+                       == 200 or None, 30, f"participant {pid} known to contributions")
+            owed = client.get(f"{url}/v1/dues/{pid}?months=1")
+            assert owed.status_code == 200, owed.text
+            response = client.post(f"{url}/v1/contributions", json={
+                "payment_ref": f"{ref}-{n}", "participant_id": pid,
+                "first_period": owed.json()["first_period"], "months": 1,
+                "amount": owed.json()["amount"], "payer": "self"})
+            assert response.status_code == 201, response.text
+            assert response.json()["membership_status"] == "active", response.text
+
+
 def test_workforce_figures_give_ucj(running_stack):
+    # UCJ is active over workforce: with nobody active it is 0 whatever the code computes, so
+    # some Binjai workers are paid for first (and some left unpaid: registered is not active).
+    before = coverage(running_stack, "12.75")
+    rng = random.Random(5)
+    pids = register(running_stack, [synthetic_worker(village, rng)
+                                    for village in BINJAI_VILLAGES * 3])
+    pay(running_stack, pids[:7], "VA-UCJ")
+
+    def counted():
+        now = coverage(running_stack, "12.75")
+        ok = (now["active"] == before["active"] + 7 and
+              now["registered"] == before["registered"] + len(pids))
+        return True if ok else {k: now[k] - before[k] for k in ("registered", "active")}
+
+    wait_until(counted, 20, "7 more active in Binjai")
     url = f"{running_stack.url('coverage')}/v1/workforce/12.75"
     body = {"workforce": 132826, "year": 2024, "source": "BPJS Ketenagakerjaan Cabang Binjai"}
     assert httpx.put(url, json=body, timeout=5).status_code == 401
@@ -98,44 +153,121 @@ def test_workforce_figures_give_ucj(running_stack):
     assert response.status_code == 200, response.text
     binjai = coverage(running_stack, "12.75")
     assert binjai["workforce"] == 132826
-    assert binjai["ucj"] == pytest.approx(binjai["active"] / 132826, abs=1e-6)
+    active = binjai["active"]
+    assert active == before["active"] + 7 and 0 < active < binjai["registered"]
+    assert binjai["ucj"] > 0
+    assert binjai["ucj"] == pytest.approx(active / 132826, abs=1e-6)
+    # Not registered over workforce, nor any other count of the region.
+    assert binjai["ucj"] != pytest.approx(binjai["registered"] / 132826, abs=1e-6)
+    target = coverage_with_target(running_stack, "12.75", 0.3248)
+    assert target["gap_to_target"] == 43142 - active  # ceil(0.3248 * 132826) = 43142
     bad = httpx.put(url, json={**body, "workforce": -1}, headers=AUTH, timeout=5)
     assert bad.status_code == 422
 
 
-async def _register_in_bulk(registration: str, rows: list[dict], chunk: int) -> int:
+def coverage_with_target(running, code: str, target: float) -> dict:
+    response = httpx.get(f"{running.url('coverage')}/v1/coverage/regions/{code}",
+                         params={"target": target}, timeout=5)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@dataclass(frozen=True)
+class AtKill:
+    """What the sources held just after a kill -9: new participants written in the registration
+    database, rows its outbox still held, new registrations the coverage counters showed."""
+
+    what: str
+    written: int
+    outbox: int
+    counted: int
+
+
+async def _register_until(registration: str, rng: random.Random, enough: asyncio.Event,
+                          chunk: int = 50, most: int = 20_000) -> int:
+    """Register Binjai workers in bulk, chunk after chunk, until `enough` is set (at most
+    `most`): the load goes on whatever is killed meanwhile. Gives the number accepted."""
     accepted = 0
     async with httpx.AsyncClient(timeout=60) as client:
-        for start in range(0, len(rows), chunk):
+        while not enough.is_set():
+            assert accepted < most, f"the load wrote {accepted} rows before the kills were done"
+            rows = [synthetic_worker(rng.choice(BINJAI_VILLAGES), rng) for _ in range(chunk)]
             response = await client.post(f"{registration}/v1/participants/bulk",
-                                         json={"participants": rows[start:start + chunk]},
-                                         headers=AUTH)
+                                         json={"participants": rows}, headers=AUTH)
             assert response.status_code == 200, response.text
-            accepted += response.json()["accepted"]
-            await asyncio.sleep(0.05)
+            assert response.json()["accepted"] == chunk, response.json()["rejected"][:3]
+            accepted += chunk
+            await asyncio.sleep(0.1)
     return accepted
 
 
 def test_killing_the_worker_and_the_relay_mid_stream_loses_and_doubles_nothing(running_stack):
     rng = random.Random(3)
-    rows = [synthetic_worker(rng.choice(BINJAI_VILLAGES), rng) for _ in range(3000)]
     before = snapshot(running_stack, ["12.75", "ID"])
+    registration_db = running_stack.infra.database_urls["ucj_registration"]
 
-    async def scenario() -> int:
-        load = asyncio.create_task(
-            _register_in_bulk(running_stack.url("registration"), rows, chunk=100))
-        await asyncio.sleep(1.0)
-        running_stack.processes["coverage-worker"].kill9()
-        running_stack.processes["registration-relay"].kill9()
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(running_stack.restart, "registration-relay", "coverage-worker")
-        await asyncio.sleep(1.5)
-        running_stack.processes["coverage-worker"].kill9()  # once more, after a recovery
-        await asyncio.to_thread(running_stack.restart, "coverage-worker")
-        return await load
+    async def scenario() -> tuple[int, list[AtKill], int]:
+        conn = await asyncpg.connect(registration_db)
+        try:
+            base, _ = await registered_rows(conn)
+            enough = asyncio.Event()
+            load = asyncio.create_task(
+                _register_until(running_stack.url("registration"), rng, enough))
 
-    accepted = asyncio.run(scenario())
-    assert accepted == len(rows)
+            async def now(what: str) -> AtKill:
+                written, outbox = await registered_rows(conn)
+                counted = (await asyncio.to_thread(coverage, running_stack, "12.75"))[
+                    "registered"] - before["12.75"]["registered"]
+                return AtKill(what, written - base, outbox, counted)
+
+            async def until(check, what: str, seconds: float = 60.0) -> AtKill:
+                deadline = asyncio.get_running_loop().time() + seconds
+                while True:
+                    assert not load.done(), f"the load ended before {what}: {load}"
+                    found = await now(what)
+                    if check(found):
+                        return found
+                    assert asyncio.get_running_loop().time() < deadline, (what, found)
+                    await asyncio.sleep(0.05)
+
+            kills: list[AtKill] = []
+            # Once rows are written, published and counted (and the load goes on).
+            first = await until(lambda n: n.written >= 300 and n.counted > 0, "the first kill")
+            running_stack.processes["coverage-worker"].kill9()
+            running_stack.processes["registration-relay"].kill9()
+            kills.append(await now("worker and relay killed"))
+            # With the relay dead the rows wait in the outbox while the load goes on.
+            backlog = await until(lambda n: n.outbox >= kills[0].outbox + 200 and
+                                  n.written >= kills[0].written + 200, "a backlog")
+            await asyncio.to_thread(running_stack.restart, "registration-relay",
+                                    "coverage-worker")
+            # Once more, after a recovery: the worker back with its share of the partitions
+            # and the relay publishing again (the backlog drains).
+            await asyncio.to_thread(wait_for_worker, running_stack)
+            await until(lambda n: n.outbox < backlog.outbox and n.counted > kills[0].counted,
+                        "a recovery")
+            running_stack.processes["coverage-worker"].kill9()
+            kills.append(await now("worker killed again"))
+            await until(lambda n: n.written >= kills[1].written + 200, "writes after it")
+            await asyncio.to_thread(running_stack.restart, "coverage-worker")
+            await until(lambda n: n.written >= kills[1].written + 400, "writes after a restart")
+            enough.set()
+            accepted = await load
+            written, _ = await registered_rows(conn)
+            assert first.counted > 0
+            return accepted, kills, written - base
+        finally:
+            await conn.close()
+
+    accepted, kills, written = asyncio.run(scenario())
+    assert written == accepted
+    # Each kill landed mid-load: rows written before it and after it, some of them published
+    # and counted before it, and not all.
+    for kill in kills:
+        assert 0 < kill.written < accepted, kill
+        assert 0 < kill.written - kill.outbox < accepted, kill  # the relay had published some
+        assert 0 < kill.counted < accepted, kill
+    assert kills[0].written < kills[1].written
     wait_for_worker(running_stack)
 
     def exact():
@@ -147,11 +279,13 @@ def test_killing_the_worker_and_the_relay_mid_stream_loses_and_doubles_nothing(r
     time.sleep(3)  # and they stay exact: nothing arrives twice later
     assert all(coverage(running_stack, c)["registered"] == before[c]["registered"] + accepted
                for c in ["12.75", "ID"])
+    print(f"\n{accepted} registered; at each kill: {kills}")
 
 
 def participant_consumers(running) -> set[str]:
     """The consumer groups that read the participants topic."""
-    return {f"{running.infra.prefix}ucj-coverage", f"{running.infra.prefix}ucj-contributions"}
+    return {f"{running.infra.prefix}{group}"
+            for group in ("ucj-coverage", "ucj-contributions", "ucj-claims")}
 
 
 def dead_letters(running, key: bytes, timeout: float = 15.0) -> dict[str, dict]:
@@ -239,11 +373,41 @@ def test_a_malformed_event_inside_a_batch_is_a_dead_letter_alone_and_the_rest_co
             {"type": "participant.registered", "broken": True}))
 
 
+async def registered_in(running, region: str) -> int:
+    """Live participants the registration database holds in a region."""
+    conn = await asyncpg.connect(running.infra.database_urls["ucj_registration"])
+    try:
+        return await conn.fetchval("SELECT count(*) FROM participants WHERE region_code LIKE $1"
+                                   " AND status <> 'terminated'", f"{region}.%")
+    finally:
+        await conn.close()
+
+
 def test_a_restarted_coverage_api_shows_the_same_counters(running_stack):
-    before = snapshot(running_stack, ["12.75", "12", "ID"])
+    # Counters that are not zero, and are what was registered and paid: 0 == 0 after a restart
+    # would pass whatever the restarted API served.
+    rng = random.Random(6)
+    pids = register(running_stack, [synthetic_worker(village, rng)
+                                    for village in PADANGSIDIMPUAN_VILLAGES * 3])
+    pay(running_stack, pids[:4], "VA-RESTART")
+    expected = {"registered": 9, "active": 4, "inactive": 5, "terminated": 0}
+
+    def counted():
+        now = coverage(running_stack, "12.77")
+        found = {k: now[k] for k in expected}
+        return True if found == expected else found
+
+    wait_until(counted, 20, "Padangsidimpuan's counters")
+    assert asyncio.run(registered_in(running_stack, "12.77")) == expected["registered"]
+    codes = ["12.77.01", "12.77", "12", "ID"]
+    before = snapshot(running_stack, codes)
+    for code in codes:
+        for counter in ("registered", "active", "inactive"):
+            assert before[code][counter] > 0, (code, counter, before[code])
     running_stack.processes["coverage"].kill9()
     running_stack.restart("coverage")
-    after = snapshot(running_stack, ["12.75", "12", "ID"])
-    for code in before:
-        for counter in ("registered", "active", "inactive", "terminated"):
+    after = snapshot(running_stack, codes)
+    assert {k: after["12.77"][k] for k in expected} == expected
+    for code in codes:
+        for counter in ("registered", "active", "inactive", "terminated", "by_segment"):
             assert after[code][counter] == before[code][counter], (code, counter)
