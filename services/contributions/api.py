@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
-from services.contributions import domain, store
+from services.contributions import handlers, store
+from services.contributions.dues import dues_on
+from services.contributions.payments import check_months
 from services.contributions.rates import NoRatesError
 from services.contributions.schemas import MAX_BULK_LINES, PaymentIn, parse_line
 from services.contributions.settings import ContributionsSettings
@@ -33,11 +35,7 @@ Writer = Annotated[Caller, Depends(require("contributions:write"))]
 Reader = Annotated[Caller, Depends(require("contributions:read"))]
 
 
-
-
-
-
-async def _known_member(request: Request, participant_id: str) -> store.MemberState:
+async def _known_member(request: Request, participant_id: str) -> handlers.MemberState:
     pool = request.app.state.pool
     pid = id_or_404(participant_id)
     state = await known_or_settled(pool, PARTICIPANT_CONSUMER, lambda: store.member(pool, pid))
@@ -56,11 +54,11 @@ async def dues(participant_id: str, request: Request, _: Reader,
     if state.live_status(today).status == "terminated":
         raise Problem(409, "Membership ended", "this membership has ended; the worker must "
                       "register anew")
-    count = domain.check_months(state.member, months)
+    count = check_months(state.member, months)
     if count is not None:
         raise Problem(422, "Invalid request", count.message, errors=[count.as_dict()])
     try:
-        owed = domain.dues_on(state.member, state.paid_through, months, today=today)
+        owed = dues_on(state.member, state.paid_through, months, today=today)
     except NoRatesError as exc:
         raise Problem(422, "No rates", str(exc)) from None
     # amount = the programme lines + late_charge (PU months paid after their due date)
@@ -127,13 +125,14 @@ async def contribute_bulk(request: Request, caller: Writer) -> Response:
     return json_response(200, {"accepted": len(results), "rejected": rejected, "results": results})
 
 
-async def _pay(request: Request, caller: Caller, lines: list[PaymentIn]):
+async def _pay(request: Request, caller: Caller,
+               lines: list[PaymentIn]) -> list[handlers.PaymentOutcome]:
     app = request.app
     if not lines:
         return []
     async with app.state.pool.acquire() as conn, conn.transaction():
-        return await store.pay(conn, lines, caller=caller.key_id, today=app.state.clock.today(),
-                               topic=app.state.topic)
+        return await handlers.pay(store.PgContributionsUnit(conn, app.state.topic), lines,
+                                  caller=caller.key_id, today=app.state.clock.today())
 
 
 def _summary(errors: list[dict[str, str]]) -> str:

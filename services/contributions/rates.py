@@ -37,7 +37,7 @@ class Rates:
     pu_jht: Decimal  # employer + worker share: the payer's dues are the whole
     pu_jp: Decimal  # employer + worker share, on the wage up to jp_wage_ceiling
     jp_wage_ceiling: int
-    # PU arrears: this much of a month's dues for each month it is paid late (domain.late_charge).
+    # PU arrears: this much of a month's dues for each month it is paid late (dues.late_charge).
     pu_late_charge_per_month: Decimal
     bpu_jkk: Decimal
     bpu_jkm_flat: int

@@ -1,14 +1,15 @@
-"""Request models of the contributions API: types and lengths here, the rules in domain.py."""
+"""Request models of the contributions API: types and lengths here, the rules in payments.py."""
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from services.contributions.payments import Payer
 from shared.text import NoControls
 
 MAX_BULK_LINES = 10_000
@@ -29,7 +30,7 @@ class PaymentIn(BaseModel):
     first_period: Annotated[str, Field(max_length=7, examples=["2026-11"]), NoControls]
     months: int
     amount: int
-    payer: Literal["self", "employer", "government", "csr"]
+    payer: Payer
     # Government and CSR payers name how the money is funded (DOMAIN.md): SG, SD, SA, SL, SC, SB.
     funding_code: Annotated[str, Field(max_length=2), NoControls] | None = None
 
@@ -77,5 +78,3 @@ def parse_line(raw: Any) -> tuple[PaymentIn | None, list[dict[str, str]]]:
 def _uuid(value: str) -> uuid.UUID:
     return uuid.UUID(value)
 
-
-MembershipStatus = Literal["active", "inactive", "terminated"]

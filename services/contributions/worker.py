@@ -9,7 +9,7 @@ import logging
 import signal
 from typing import Any
 
-from services.contributions import store
+from services.contributions import handlers, store
 from services.contributions.settings import ContributionsSettings
 from shared.clock import Clock, clock_from
 from shared.consumer_progress import PARTICIPANT_CONSUMER, record_progress
@@ -24,7 +24,7 @@ log = logging.getLogger("ucj.contributions.worker")
 
 # The most one calendar batch (its transaction) or one batch of participant events may take.
 DB_DEADLINE = 60.0
-CALENDAR_BATCH = 1000
+CALENDAR_BATCH = handlers.CALENDAR_BATCH
 
 
 async def keep_calendar(pool, clock: Clock, topic: str, interval: float,
@@ -35,8 +35,9 @@ async def keep_calendar(pool, clock: Clock, topic: str, interval: float,
             while not stop.is_set():
                 async with asyncio.timeout(deadline):
                     async with pool.acquire(timeout=deadline) as conn, conn.transaction():
-                        n, c = await store.settle_due_members(conn, clock.today(), topic,
-                                                              limit=CALENDAR_BATCH)
+                        n, c = await handlers.settle_due_members(
+                            store.PgContributionsUnit(conn, topic), clock.today(),
+                            limit=CALENDAR_BATCH)
                 checked, changed = checked + n, changed + c
                 if n < CALENDAR_BATCH:  # all due members seen (a full batch: maybe more)
                     break
@@ -60,8 +61,7 @@ def participant_consumer(pool, clock: Clock, *, bootstrap: str, topic_prefix: st
 
     async def learn(events: list[tuple[Envelope, Payload]]) -> None:
         async with pool.acquire(timeout=DB_DEADLINE) as conn, conn.transaction():
-            await store.apply_participant_events(conn, events, clock.today())
-            await store.end_memberships(conn, events)
+            await handlers.learn(store.PgContributionsUnit(conn, None), events, clock.today())
 
     async def report(waiting: int) -> None:
         async with pool.acquire(timeout=DB_DEADLINE) as conn:

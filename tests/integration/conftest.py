@@ -101,3 +101,18 @@ async def registered_rows(conn) -> tuple[int, int]:
     """(participants, outbox rows) in a registration database."""
     return (await conn.fetchval("SELECT count(*) FROM participants"),
             await conn.fetchval("SELECT count(*) FROM outbox"))
+
+
+async def contributions_learn(conn, events, today) -> int:
+    """The contributions service learning participant events, in the caller's transaction."""
+    from services.contributions import handlers, store
+
+    return await handlers.learn_participants(store.PgContributionsUnit(conn, None), events,
+                                             today)
+
+
+async def contributions_calendar(conn, today, topic: str = "t.memberships") -> tuple[int, int]:
+    """One calendar pass of the contributions service, in the caller's transaction."""
+    from services.contributions import handlers, store
+
+    return await handlers.settle_due_members(store.PgContributionsUnit(conn, topic), today)

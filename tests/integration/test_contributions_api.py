@@ -11,12 +11,16 @@ import asyncpg
 import orjson
 import pytest
 
-from services.contributions import store
 from services.contributions.api import create_app
 from services.contributions.settings import ContributionsSettings
 from shared.clock import WIB, FixedClock
 from shared.events import ParticipantChanged, ParticipantRegistered, make_envelope
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
+from tests.integration.conftest import (
+    BOOTSTRAP_KEY,
+    asgi_client,
+    contributions_calendar,
+    contributions_learn,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +54,7 @@ async def service(infra, bare_prefix):
 
 async def learn(conn, *events, today=None):
     async with conn.transaction():
-        return await store.apply_participant_events(conn, list(events),
+        return await contributions_learn(conn, list(events),
                                                     today or datetime(2026, 11, 20).date())
 
 
@@ -185,7 +189,7 @@ async def test_a_month_falls_overdue_on_the_16th_and_the_calendar_publishes_it(s
     for day in (datetime(2026, 12, 15, 23, 0, tzinfo=WIB), datetime(2026, 12, 16, 0, 5,
                                                                      tzinfo=WIB)):
         async with conn.transaction():
-            await store.settle_due_members(conn, day.date(), "t.memberships")
+            await contributions_calendar(conn, day.date())
     events = await outbox_events(conn)
     assert [e["data"]["status"] for e in events] == ["active", "inactive"]
     assert [e["sequence"] for e in events] == [2, 3]  # 1: the payment's contribution.paid

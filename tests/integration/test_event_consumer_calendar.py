@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import services.contributions
-from services.contributions import store
 from services.contributions.worker import keep_calendar
 from shared.clock import WIB, FixedClock
 from shared.db import create_pool, migrate
+from tests.integration.conftest import contributions_calendar
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +48,7 @@ async def test_a_member_the_rules_cannot_settle_waits_for_tomorrow_and_holds_up_
         odd = await add_member(conn, date(9999, 12, 1))
         usual = await add_member(conn, date(2026, 11, 3))
         async with conn.transaction():
-            checked, changed = await store.settle_due_members(conn, TODAY, "t.memberships")
+            checked, changed = await contributions_calendar(conn, TODAY)
         rows = {r["participant_id"]: r for r in await conn.fetch("SELECT * FROM members")}
     assert (checked, changed) == (2, 0)
     assert rows[odd]["next_check_on"] == TODAY + timedelta(days=1)

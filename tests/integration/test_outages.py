@@ -23,7 +23,6 @@ from fastapi import FastAPI
 import shared.db
 import shared.service_app
 from deploy.local import stack
-from services.contributions import store as contributions_store
 from services.contributions.api import create_app as contributions_app
 from services.contributions.settings import ContributionsSettings
 from services.registration.api import create_app as registration_app
@@ -31,7 +30,7 @@ from services.registration.settings import RegistrationSettings
 from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, make_envelope
 from shared.problems import PROBLEM_JSON, dependency_away
-from tests.integration.conftest import AUTH, BOOTSTRAP_KEY
+from tests.integration.conftest import AUTH, BOOTSTRAP_KEY, contributions_learn
 
 pytestmark = pytest.mark.integration
 
@@ -297,7 +296,7 @@ async def learn_participant(url: str, pid: uuid.UUID) -> None:
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            await contributions_store.apply_participant_events(
+            await contributions_learn(
                 conn, [(envelope, payload)], datetime(2026, 11, 20).date())
     finally:
         await conn.close()

@@ -16,12 +16,16 @@ import httpx
 import orjson
 import pytest
 
-from services.contributions import store as contributions_store
 from services.contributions.api import create_app as contributions_app
 from services.contributions.settings import ContributionsSettings
 from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, make_envelope
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, registered_rows
+from tests.integration.conftest import (
+    BOOTSTRAP_KEY,
+    asgi_client,
+    contributions_learn,
+    registered_rows,
+)
 from tests.integration.test_registration_api import worker
 
 pytestmark = pytest.mark.integration
@@ -146,7 +150,7 @@ async def members(conn, n: int) -> list[uuid.UUID]:
         events.append((make_envelope(payload, source="registration", subject=str(pid),
                                      sequence=1), payload))
     async with conn.transaction():
-        await contributions_store.apply_participant_events(conn, events, date(2026, 11, 20))
+        await contributions_learn(conn, events, date(2026, 11, 20))
     return ids
 
 

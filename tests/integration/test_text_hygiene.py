@@ -12,7 +12,6 @@ from datetime import date, datetime
 import asyncpg
 import pytest
 
-from services.contributions import store as contributions_store
 from services.contributions.api import create_app as contributions_app
 from services.contributions.settings import ContributionsSettings
 from services.coverage.api import create_app as coverage_app
@@ -20,7 +19,12 @@ from services.coverage.settings import CoverageApiSettings
 from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, make_envelope
 from shared.text import CONTROL_CHARACTERS
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, registered_rows
+from tests.integration.conftest import (
+    BOOTSTRAP_KEY,
+    asgi_client,
+    contributions_learn,
+    registered_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +150,7 @@ async def contributions(infra, bare_prefix):
             envelope = make_envelope(payload, source="registration", subject=str(pid),
                                      sequence=1)
             async with conn.transaction():
-                await contributions_store.apply_participant_events(conn, [(envelope, payload)],
+                await contributions_learn(conn, [(envelope, payload)],
                                                                    date(2026, 11, 20))
             yield client, conn, pid
         finally:

@@ -12,23 +12,23 @@ from datetime import date
 import pytest
 
 from services.contributions import rates
-from services.contributions.domain import (
-    FieldError,
+from services.contributions.dues import (
     Member,
-    Period,
-    Status,
-    check_months,
-    check_payer,
-    check_payment,
-    due_date,
     dues_for,
     dues_on,
     late_charge,
     monthly_dues,
     months_late,
+)
+from services.contributions.payments import (
+    check_months,
+    check_payer,
+    check_payment,
     paid_through_after,
 )
 from services.contributions.rates import RATE_TABLE, NoRatesError, rates_on
+from shared.field_errors import FieldError
+from shared.membership import Period, Status, due_date
 
 NOV = Period(2026, 11)
 REGISTERED = date(2026, 11, 3)

@@ -12,13 +12,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from services.contributions.domain import (
-    Member,
-    check_months,
-    check_payment,
-    dues_on,
-    paid_through_after,
-)
+from services.contributions.dues import Member, dues_on
+from services.contributions.payments import check_months, check_payment, paid_through_after
 from shared.membership import (
     Period,
     Status,

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.contributions.store import unusable_participant_event
+from services.contributions.handlers import unusable_participant_event
 from shared.events import ParticipantDeregistered, ParticipantRegistered, decode
 
 TODAY = date(2026, 11, 20)
