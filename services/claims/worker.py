@@ -11,39 +11,27 @@ import asyncpg
 
 from services.claims import store
 from services.claims.settings import ClaimsSettings
-from shared.consumer_progress import PARTICIPANT_CONSUMER, record_progress
+from shared.consumer_progress import PARTICIPANT_CONSUMER
 from shared.event_consumer import EventConsumer
-from shared.events import Envelope, Payload
-from shared.topics import DEAD_LETTER, MEMBERSHIPS, PARTICIPANTS, topic_name
-from shared.worker_process import worker_main
+from shared.topics import MEMBERSHIPS, PARTICIPANTS
+from shared.worker_process import database_consumer, worker_main
 
 log = logging.getLogger("ucj.claims.worker")
 
-DB_DEADLINE = 60.0
 
 
 def claims_consumer(pool: asyncpg.Pool, *, bootstrap: str, topic_prefix: str,
                     **options: Any) -> EventConsumer:
-    async def learn(events: list[tuple[Envelope, Payload]]) -> None:
-        async with pool.acquire(timeout=DB_DEADLINE) as conn, conn.transaction():
-            await store.learn(conn, events)
-
-    async def report(waiting: int) -> None:
-        async with pool.acquire(timeout=DB_DEADLINE) as conn:
-            await record_progress(conn, PARTICIPANT_CONSUMER, waiting)
-
-    return EventConsumer(
-        bootstrap=bootstrap,
-        topics=[topic_name(PARTICIPANTS, topic_prefix), topic_name(MEMBERSHIPS, topic_prefix)],
-        group_id=f"{topic_prefix}ucj-claims", handle=learn,
-        dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), on_progress=report, **options)
+    return database_consumer(pool, group="ucj-claims", topics=(PARTICIPANTS, MEMBERSHIPS),
+                             bootstrap=bootstrap, topic_prefix=topic_prefix, apply=store.learn,
+                             progress=PARTICIPANT_CONSUMER, **options)
 
 
 def main() -> None:
     settings = ClaimsSettings()
     worker_main("claims worker", settings, settings.migrations_dir, lambda pool: [
         claims_consumer(pool, bootstrap=settings.kafka_bootstrap_servers,
-                        topic_prefix=settings.topic_prefix, handle_timeout=DB_DEADLINE).run])
+                        topic_prefix=settings.topic_prefix).run])
 
 
 if __name__ == "__main__":

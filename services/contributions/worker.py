@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from typing import Any
+
+import asyncpg
 
 from services.contributions import handlers, store
 from services.contributions.settings import ContributionsSettings
 from shared.clock import Clock, clock_from
-from shared.consumer_progress import PARTICIPANT_CONSUMER, record_progress
-from shared.db import create_pool, migrate
+from shared.consumer_progress import PARTICIPANT_CONSUMER
 from shared.event_consumer import EventConsumer
 from shared.events import Envelope, Payload
-from shared.gc_tuning import tune_gc
-from shared.logs import configure
-from shared.topics import DEAD_LETTER, MEMBERSHIPS, PARTICIPANTS, topic_name
+from shared.retry import pause
+from shared.topics import MEMBERSHIPS, PARTICIPANTS, topic_name
+from shared.worker_process import Task, database_consumer, worker_main
 
 log = logging.getLogger("ucj.contributions.worker")
 
@@ -47,58 +47,35 @@ async def keep_calendar(pool, clock: Clock, topic: str, interval: float,
         except Exception as exc:  # the database may be away for a moment
             log.warning("calendar pass failed (%s); again in %.0fs", type(exc).__name__,
                         interval)
-        try:
-            await asyncio.wait_for(stop.wait(), interval)
-        except TimeoutError:
-            pass
+        await pause(stop, interval)
 
 
-def participant_consumer(pool, clock: Clock, *, bootstrap: str, topic_prefix: str,
-                         **options: Any) -> EventConsumer:
+def participant_consumer(pool: asyncpg.Pool, clock: Clock, *, bootstrap: str,
+                         topic_prefix: str, **options: Any) -> EventConsumer:
     """The consumer that learns participants from registration events, and the memberships an
     approved claim ended from the claims service's membership events (options: the
     EventConsumer's deadlines)."""
 
-    async def learn(events: list[tuple[Envelope, Payload]]) -> None:
-        async with pool.acquire(timeout=DB_DEADLINE) as conn, conn.transaction():
-            await handlers.learn(store.PgContributionsUnit(conn, None), events, clock.today())
+    async def learn(conn: asyncpg.Connection, events: list[tuple[Envelope, Payload]]) -> None:
+        await handlers.learn(store.PgContributionsUnit(conn, None), events, clock.today())
 
-    async def report(waiting: int) -> None:
-        async with pool.acquire(timeout=DB_DEADLINE) as conn:
-            await record_progress(conn, PARTICIPANT_CONSUMER, waiting)
-
-    return EventConsumer(
-        bootstrap=bootstrap,
-        topics=[topic_name(PARTICIPANTS, topic_prefix), topic_name(MEMBERSHIPS, topic_prefix)],
-        group_id=f"{topic_prefix}ucj-contributions", handle=learn,
-        dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), on_progress=report,
-        **options)
-
-
-async def run(settings: ContributionsSettings) -> None:
-    pool = await create_pool(settings.database_url)
-    await migrate(pool, settings.migrations_dir)
-    clock = clock_from(settings.clock_file)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    consumer = participant_consumer(pool, clock, bootstrap=settings.kafka_bootstrap_servers,
-                                    topic_prefix=settings.topic_prefix,
-                                    handle_timeout=DB_DEADLINE)
-    log.info("contributions worker started")
-    await asyncio.gather(
-        consumer.run(stop),
-        keep_calendar(pool, clock, topic_name(MEMBERSHIPS, settings.topic_prefix),
-                      settings.scheduler_interval, stop))
-    await pool.close()
+    return database_consumer(pool, group="ucj-contributions", topics=(PARTICIPANTS, MEMBERSHIPS),
+                             bootstrap=bootstrap, topic_prefix=topic_prefix, apply=learn,
+                             progress=PARTICIPANT_CONSUMER, **options)
 
 
 def main() -> None:
     settings = ContributionsSettings()
-    configure(settings.log_level)
-    tune_gc()
-    asyncio.run(run(settings))
+    clock = clock_from(settings.clock_file)
+    memberships = topic_name(MEMBERSHIPS, settings.topic_prefix)
+
+    def tasks(pool: asyncpg.Pool) -> list[Task]:
+        consumer = participant_consumer(pool, clock, bootstrap=settings.kafka_bootstrap_servers,
+                                        topic_prefix=settings.topic_prefix)
+        return [consumer.run, lambda stop: keep_calendar(pool, clock, memberships,
+                                                         settings.scheduler_interval, stop)]
+
+    worker_main("contributions worker", settings, settings.migrations_dir, tasks)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,11 @@ import asyncpg
 from services.registration.settings import RegistrationSettings
 from shared.event_consumer import EventConsumer
 from shared.events import Envelope, MembershipStatusChanged, Payload
-from shared.topics import DEAD_LETTER, MEMBERSHIPS, topic_name
-from shared.worker_process import worker_main
+from shared.topics import MEMBERSHIPS
+from shared.worker_process import database_consumer, worker_main
 
 log = logging.getLogger("ucj.registration.worker")
 
-DB_DEADLINE = 60.0
 
 
 async def end_participants(conn: asyncpg.Connection,
@@ -37,25 +36,25 @@ async def end_participants(conn: asyncpg.Connection,
     return len(rows)
 
 
+async def _end_and_say(conn: asyncpg.Connection,
+                       events: list[tuple[Envelope, Payload]]) -> None:
+    n = await end_participants(conn, events)
+    if n:
+        log.info("%d participants terminated (their membership ended)", n)
+
+
 def membership_consumer(pool: asyncpg.Pool, *, bootstrap: str, topic_prefix: str,
                         **options: Any) -> EventConsumer:
-    async def learn(events: list[tuple[Envelope, Payload]]) -> None:
-        async with pool.acquire(timeout=DB_DEADLINE) as conn, conn.transaction():
-            n = await end_participants(conn, events)
-        if n:
-            log.info("%d participants terminated (their membership ended)", n)
-
-    return EventConsumer(
-        bootstrap=bootstrap, topics=[topic_name(MEMBERSHIPS, topic_prefix)],
-        group_id=f"{topic_prefix}ucj-registration", handle=learn,
-        dead_letter_topic=topic_name(DEAD_LETTER, topic_prefix), **options)
+    return database_consumer(pool, group="ucj-registration", topics=(MEMBERSHIPS,),
+                             bootstrap=bootstrap, topic_prefix=topic_prefix,
+                             apply=_end_and_say, **options)
 
 
 def main() -> None:
     settings = RegistrationSettings()
     worker_main("registration worker", settings, settings.migrations_dir, lambda pool: [
         membership_consumer(pool, bootstrap=settings.kafka_bootstrap_servers,
-                            topic_prefix=settings.topic_prefix, handle_timeout=DB_DEADLINE).run])
+                            topic_prefix=settings.topic_prefix).run])
 
 
 if __name__ == "__main__":
