@@ -18,19 +18,18 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import asyncpg
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.key_directory import KeyDirectory, KeyRecord, local_record, local_records
 from shared.problems import (
     Problem,
-    field_errors,
+    parsed,
     read_json,
     read_optional_json,
-    validation_problem,
 )
 from shared.rate_limit import RateLimiter
 from shared.text import NoControls
@@ -50,7 +49,6 @@ DEFAULT_REQUESTS_PER_MINUTE = 600
 _CACHE_SECONDS = 30.0
 NEW_KEY_MAX_BYTES = 8 * 1024
 MAX_OVERLAP_SECONDS = 7 * 24 * 3600
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -182,7 +180,7 @@ def api_keys_router() -> APIRouter:
     @router.post("", status_code=201, openapi_extra=_body_schema(NewApiKey))
     async def create_key(request: Request,
                          _: Annotated[Caller, Depends(require(ADMIN_SCOPE))]) -> dict:
-        body = _parse(NewApiKey, await read_json(request, max_bytes=NEW_KEY_MAX_BYTES))
+        body = parsed(NewApiKey, await read_json(request, max_bytes=NEW_KEY_MAX_BYTES))
         scopes = sorted(set(body.scopes))
         unknown = [s for s in scopes if s not in KNOWN_SCOPES]
         if unknown:
@@ -221,7 +219,7 @@ def api_keys_router() -> APIRouter:
     async def rotate_key(key_id: uuid.UUID, request: Request,
                          caller: Annotated[Caller, Depends(authenticate)]) -> dict:
         old = await _known(request, caller, key_id)
-        body = _parse(Rotation, await read_optional_json(request, max_bytes=NEW_KEY_MAX_BYTES)
+        body = parsed(Rotation, await read_optional_json(request, max_bytes=NEW_KEY_MAX_BYTES)
                       or {})
         now = now_utc()
         if old.revoked_at is not None and old.revoked_at <= now:
@@ -241,12 +239,6 @@ def api_keys_router() -> APIRouter:
 
     return router
 
-
-def _parse(model: type[M], data: object) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_problem(field_errors(exc.errors())) from None
 
 
 def _directory(request: Request) -> KeyDirectory:

@@ -17,13 +17,14 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -167,6 +168,17 @@ class _OutageLog:
 def validation_problem(errors: list[dict[str, str]], detail: str | None = None) -> Problem:
     return Problem(422, "Invalid request", detail or "; ".join(
         f"{e['field']}: {e['message']}" for e in errors[:5]), errors=errors)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parsed(model: type[M], data: object) -> M:
+    """`data` as `model`, or the 422 problem naming each field that is wrong."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(field_errors(exc.errors())) from None
 
 
 def field_errors(exc_errors: Any) -> list[dict[str, str]]:

@@ -9,10 +9,10 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.claims import handlers, store
 from services.claims.settings import ClaimsSettings
@@ -24,7 +24,7 @@ from shared.consumer_progress import (
     known_or_settled,
     not_yet_known,
 )
-from shared.problems import Problem, field_errors, read_json, validation_problem
+from shared.problems import Problem, parsed, read_json
 from shared.responses import id_or_404, json_response
 from shared.service_app import service_app
 from shared.text import NoControls
@@ -63,14 +63,6 @@ def _schema(model: type[BaseModel]) -> dict:
         "schema": model.model_json_schema()}}}}
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parse(model: type[M], raw: Any) -> M:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_problem(field_errors(exc.errors())) from None
 
 
 def _is_officer(caller: Caller) -> bool:
@@ -80,7 +72,7 @@ def _is_officer(caller: Caller) -> bool:
 @router.post("", status_code=201, openapi_extra=_schema(ClaimIn),
              responses={409: {"description": "claim_ref reused, or a second JKM"}})
 async def file_claim(request: Request, caller: Writer) -> Response:
-    body = _parse(ClaimIn, await read_json(request, max_bytes=BODY_MAX_BYTES))
+    body = parsed(ClaimIn, await read_json(request, max_bytes=BODY_MAX_BYTES))
     new = handlers.NewClaim(body.claim_ref, body.participant_id, body.program,
                             body.incident_date, body.cause)
     app = request.app
@@ -115,7 +107,7 @@ async def _wait_for_participant(request: Request, participant_id: uuid.UUID) -> 
              responses={409: {"description": "the claim is already decided"}})
 async def decide(claim_id: str, request: Request, caller: Officer) -> Response:
     cid = id_or_404(claim_id, "claim")
-    body = _parse(DecisionIn, await read_json(request, max_bytes=BODY_MAX_BYTES))
+    body = parsed(DecisionIn, await read_json(request, max_bytes=BODY_MAX_BYTES))
     if body.decision == "reject" and not body.reason:
         raise Problem(422, "Invalid request", "a rejection needs a reason",
                       errors=[{"field": "reason", "message": "required to reject"}])

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from pydantic import BaseModel, ValidationError
 
 from services.registration import access, handlers, store
 from services.registration.csv_upload import rows_from_csv
@@ -29,7 +28,7 @@ from shared.clock import Clock
 from shared.problems import (
     PROBLEM_JSON,
     Problem,
-    field_errors,
+    parsed,
     read_body,
     read_json,
     validation_problem,
@@ -84,14 +83,6 @@ def _body_schema(schema: dict[str, Any]) -> dict[str, Any]:
         "schema": schema}}}}
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def _parse(model: type[M], raw: Any) -> M:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        raise validation_problem(field_errors(exc.errors())) from None
 
 
 @router.post("", status_code=201, response_model=Registered,
@@ -180,7 +171,7 @@ async def lookup_by_nik(request: Request, _: Reader) -> Response:
     """The participant id of a NIK's live membership (the NIK in the body, never in a URL, so
     it stays out of access logs). Whoever knows the NIK may pay for the worker, so any reader
     gets the id, and nothing else."""
-    body = _parse(LookupIn, await read_json(request, max_bytes=1024))
+    body = parsed(LookupIn, await read_json(request, max_bytes=1024))
     async with _unit(request, transaction=False) as unit:
         found = await handlers.lookup(unit, body.nik)
     return json_response(200, {"participant_id": str(found)})
@@ -192,7 +183,7 @@ async def grant_access(participant_id: str, request: Request, caller: Granter) -
     """Let another partner read and change this worker (scope participants:grant). The grant
     goes to the partner of the key named, so it survives that key's rotation."""
     pid = id_or_404(participant_id)
-    body = _parse(GrantIn, await read_json(request, max_bytes=1024))
+    body = parsed(GrantIn, await read_json(request, max_bytes=1024))
     async with _unit(request) as unit:
         partner = await handlers.grant_access(unit, caller, pid, body.key_id)
     return json_response(201, {"participant_id": str(pid), "key_id": body.key_id,
