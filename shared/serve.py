@@ -49,7 +49,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
 
 
 def uvicorn_limits() -> dict[str, Any]:
-    """The uvicorn settings every HTTP service runs with (services.coverage.main too)."""
+    """The uvicorn settings every HTTP service runs with."""
     return {"http": GuardedHttpToolsProtocol, "timeout_keep_alive": KEEP_ALIVE_SECONDS,
             "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
             # with http="h11" (not ours): the same bound on a request's head

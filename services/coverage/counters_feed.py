@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
 
-from services.coverage.counters_view import ChangeHub, RegionCountersView, WorkforceFigure
+from services.coverage.change_hub import ChangeHub
+from services.coverage.counters_view import RegionCountersView
 from services.coverage.counting_store import counter_changes
+from services.coverage.region_coverage import WorkforceFigure
 from services.coverage.workforce import workforce_changed_since
 from shared.problems import dependency_away, describe_away
 
@@ -37,13 +38,11 @@ class WorkforceCache:
 
 
 class CountersFollower:
-    def __init__(self, view: RegionCountersView, hub: ChangeHub, workforce: WorkforceCache,
-                 pool: Callable[[], asyncpg.Pool | None], *,
+    def __init__(self, view: RegionCountersView, hub: ChangeHub, workforce: WorkforceCache, *,
                  interval: float = 0.1, stale_after: float = 5.0, query_timeout: float = 5.0):
         self.view = view
         self.hub = hub
         self.workforce = workforce
-        self._pool = pool
         self.interval = interval
         self.stale_after = stale_after
         self.query_timeout = query_timeout
@@ -57,11 +56,12 @@ class CountersFollower:
         """The database has not been read for `stale_after` seconds: what we serve may be old."""
         return self.last_read is None or time.monotonic() - self.last_read > self.stale_after
 
-    async def run(self) -> None:
+    async def run(self, pool: asyncpg.Pool) -> None:
+        """Follow the database until cancelled; an outage is logged once, and waited out."""
         while True:
             try:
                 async with asyncio.timeout(self.query_timeout):
-                    await self.read_once()
+                    await self.read_once(pool)
                 if self.failing_since is not None:
                     log.info("coverage database answers again after %.1fs",
                              time.monotonic() - self.failing_since)
@@ -90,10 +90,7 @@ class CountersFollower:
             await asyncio.sleep(self.interval / 2)
         return False
 
-    async def read_once(self) -> None:
-        pool = self._pool()
-        if pool is None:
-            raise ConnectionError("the coverage database pool is not up yet")
+    async def read_once(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire() as conn:
             versions, cells = await counter_changes(conn, self.versions)
             figures, since = await workforce_changed_since(conn, self.workforce.since)

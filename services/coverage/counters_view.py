@@ -3,22 +3,15 @@
 The coverage workers keep absolute counters per (source partition, village) in the coverage
 database (services/coverage/counting_store.py); the API's follower (counters_feed.py) reads the
 cells that changed into `RegionCountersView`, which keeps running totals for every village,
-district, regency, province and the nation. The view is pure (no I/O), so the rules are tested
-without a database. `coverage_of` renders one region the way the contract says; `ChangeHub`
-tells stream subscribers which regions changed.
+district, regency, province and the nation, whatever the counters are named (statuses,
+segments, claims). The view is pure (no I/O), so the rules are tested without a database.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
 
 from services.coverage.counting import CounterCell
 from shared.regions import RegionDirectory, directory
@@ -29,7 +22,6 @@ log = logging.getLogger("ucj.coverage.counters")
 STATUS_COUNTERS = ("registered", "active", "inactive", "terminated")
 
 Counters = dict[str, int]
-Villages = dict[str, Counters]
 
 
 class RegionCountersView:
@@ -94,7 +86,7 @@ class RegionCountersView:
         return self._updated.get(code)
 
     def regions(self) -> set[str]:
-        """Codes of the regions with any participant counted."""
+        """Codes of the regions with any counter not zero."""
         return set(self._totals)
 
     def take_changes(self) -> set[str]:
@@ -105,139 +97,3 @@ class RegionCountersView:
 
 def segment_counter_names() -> list[str]:
     return [f"{segment}.{name}" for segment in SEGMENTS for name in ("registered", "active")]
-
-
-# --- one region's coverage, as the contract shapes it ----------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WorkforceFigure:
-    """The working population of a region (BPS Sakernas, once a year), with year and source."""
-
-    workforce: int
-    year: int
-    source: str
-
-
-def ucj_ratio(active: int, workforce: int | None) -> float | None:
-    """UCJ = active participants / working population; None without a workforce figure."""
-    if not workforce:
-        return None
-    return round(active / workforce, 6)
-
-
-def gap_to_target(active: int, workforce: int | None, target: float) -> int | None:
-    """How many more active workers the region needs to reach `target` (a fraction, 0.5115).
-
-    Decimal, not float: 0.3 * 10 must need 3 workers, not 4.
-    """
-    if not workforce:
-        return None
-    needed = math.ceil(Decimal(str(target)) * workforce)
-    return max(0, needed - active)
-
-
-def coverage_of(
-    region: Mapping[str, str],
-    counters: Mapping[str, int],
-    updated_at: datetime | None,
-    workforce: WorkforceFigure | None,
-    *,
-    target: float | None = None,
-) -> dict[str, Any]:
-    active = counters.get("active", 0)
-    figure = workforce.workforce if workforce else None
-    body: dict[str, Any] = {
-        "region": dict(region),
-        "workforce": figure,
-        "workforce_year": workforce.year if workforce else None,
-        "workforce_source": workforce.source if workforce else None,
-        "registered": counters.get("registered", 0),
-        "active": active,
-        "inactive": counters.get("inactive", 0),
-        "terminated": counters.get("terminated", 0),
-        "by_segment": {
-            segment: {"registered": counters.get(f"{segment}.registered", 0),
-                      "active": counters.get(f"{segment}.active", 0)}
-            for segment in SEGMENTS
-        },
-        "ucj": ucj_ratio(active, figure),
-        "updated_at": updated_at.isoformat() if updated_at else None,
-    }
-    if target is not None:
-        body["target"] = target
-        body["gap_to_target"] = gap_to_target(active, figure, target)
-    return body
-
-
-# --- change notifications for stream subscribers ---------------------------------------------
-
-
-class ChangeSubscription:
-    """One stream client's pending changes: a set, so a slow client gets each changed region
-    once (coalesced) however often it changed, and publishing never waits for it."""
-
-    def __init__(self, wants: Callable[[str], bool]):
-        self._wants = wants
-        self._pending: set[str] = set()
-        self._wake = asyncio.Event()
-        self.closed = False
-
-    def notify(self, codes: Iterable[str]) -> None:
-        relevant = [c for c in codes if self._wants(c)]
-        if relevant:
-            self._pending.update(relevant)
-            self._wake.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self._wake.set()
-
-    async def next_changes(self, wait_seconds: float) -> set[str]:
-        """The regions changed since the last call (empty after `wait_seconds` or once closed)."""
-        if not self._pending and not self.closed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait_seconds)
-        self._wake.clear()
-        pending, self._pending = self._pending, set()
-        return pending
-
-
-class ChangeHub:
-    """Fans region changes out to stream subscribers."""
-
-    def __init__(self) -> None:
-        self._subscriptions: set[ChangeSubscription] = set()
-        self.closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def __len__(self) -> int:
-        return len(self._subscriptions)
-
-    def subscribe(self, wants: Callable[[str], bool]) -> ChangeSubscription:
-        self._loop = asyncio.get_running_loop()
-        subscription = ChangeSubscription(wants)
-        if self.closed:
-            subscription.close()
-        self._subscriptions.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: ChangeSubscription) -> None:
-        self._subscriptions.discard(subscription)
-
-    def publish(self, codes: set[str]) -> None:
-        for subscription in list(self._subscriptions):
-            subscription.notify(codes)
-
-    def close(self) -> None:
-        """End every stream (shutdown): subscribers see `closed` and finish their responses."""
-        self.closed = True
-        for subscription in list(self._subscriptions):
-            subscription.close()
-
-    def close_threadsafe(self) -> None:
-        """close(), from a signal handler or another thread."""
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.close)
-        else:
-            self.closed = True

@@ -11,6 +11,7 @@ from shared.settings import CommonSettings, ServiceSettings
 
 class CoverageApiSettings(ServiceSettings):
     port: int = Field(default=8004, validation_alias=AliasChoices("UCJ_PORT"))
+    migrations_dir: Path = Path(__file__).parent / "migrations"
     # Server-Sent Events: a comment every heartbeat keeps proxies from closing an idle stream;
     # each region is sent at most once per coalesce interval however often it changes.
     stream_heartbeat_seconds: float = Field(

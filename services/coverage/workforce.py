@@ -7,7 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
-from services.coverage.counters_view import WorkforceFigure
+from services.coverage.region_coverage import WorkforceFigure
 
 _COLUMNS = "region_code, workforce, year, source"
 

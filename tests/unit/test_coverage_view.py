@@ -1,27 +1,27 @@
-"""The coverage API's read side: counters summed over the worker's partitions, UCJ and gaps."""
+"""The coverage API's read side: counters summed over the worker's partitions, UCJ, gaps,
+claims, and the event stream of their changes."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
-from services.coverage.api import (
-    CoverageContext,
-    listed_regions,
-    stream_selection,
-)
-from services.coverage.counters_feed import CountersFollower, WorkforceCache
-from services.coverage.counters_view import (
-    ChangeHub,
-    RegionCountersView,
+from services.coverage.api import create_app
+from services.coverage.change_hub import ChangeHub
+from services.coverage.counters_view import RegionCountersView
+from services.coverage.counting import ClaimFacts, CounterCell, claim_counters
+from services.coverage.live_coverage import LiveCoverage
+from services.coverage.region_coverage import (
     WorkforceFigure,
+    claims_of,
     coverage_of,
     gap_to_target,
     ucj_ratio,
 )
-from services.coverage.counting import CounterCell
+from services.coverage.region_selection import listed_regions, stream_selection
 from services.coverage.settings import CoverageApiSettings
 from shared.problems import Problem
 
@@ -202,6 +202,59 @@ def test_region_coverage_has_the_contracts_shape():
     assert "gap_to_target" not in coverage_of(BINJAI, {}, None, SAKERNAS_2024)
 
 
+NO_CLAIMS = {"submitted": 0, "approved": 0, "rejected": 0, "benefit_paid": 0}
+
+
+def test_claims_are_counted_per_programme_by_status_with_the_benefits_paid():
+    view = RegionCountersView()
+    view.apply(cells(0, {V1: {"claims.JKM.submitted": 1, "claims.JKM.approved": 2,
+                              "claims.JKM.benefit_paid": 84_000_000, "claims.JHT.rejected": 1}}))
+    claims = coverage_of(BINJAI, view.counters("12.75"), None, None)["claims"]
+    assert claims["JKM"] == {"submitted": 1, "approved": 2, "rejected": 0,
+                             "benefit_paid": 84_000_000}
+    assert claims["JHT"] == {**NO_CLAIMS, "rejected": 1}
+
+
+def test_every_programme_has_its_claims_and_zeros_where_there_are_none():
+    assert claims_of({}) == {program: NO_CLAIMS for program in ("JKK", "JKM", "JHT", "JP", "JKP")}
+    assert list(coverage_of(BINJAI, {}, None, None)["claims"]) == ["JKK", "JKM", "JHT", "JP",
+                                                                    "JKP"]
+
+
+def test_claims_add_up_over_partitions_and_up_to_the_nation():
+    view = RegionCountersView()
+    view.apply(cells(0, {V1: {"claims.JKK.approved": 1, "claims.JKK.benefit_paid": 5_000_000}}))
+    view.apply(cells(4, {V3: {"claims.JKK.approved": 2, "claims.JKK.benefit_paid": 7_500_000},
+                         MEDAN: {"claims.JKK.submitted": 3}}))
+    jkk = {code: claims_of(view.counters(code))["JKK"]
+           for code in ("12.75.01", "12.75", "12.71", "12", "ID")}
+    assert jkk["12.75.01"] == {**NO_CLAIMS, "approved": 1, "benefit_paid": 5_000_000}
+    assert jkk["12.75"] == {**NO_CLAIMS, "approved": 3, "benefit_paid": 12_500_000}
+    assert jkk["12.71"] == {**NO_CLAIMS, "submitted": 3}
+    assert jkk["12"] == jkk["ID"] == {"submitted": 3, "approved": 3, "rejected": 0,
+                                      "benefit_paid": 12_500_000}
+
+
+def test_a_claim_decided_moves_from_submitted_to_its_decision():
+    view = RegionCountersView()
+    view.apply(cells(2, {V1: {"claims.JP.submitted": 1}}))
+    view.apply(cells(2, {V1: {"claims.JP.submitted": 0, "claims.JP.approved": 1,
+                              "claims.JP.benefit_paid": 1_200_000}}))
+    assert claims_of(view.counters("ID"))["JP"] == {
+        "submitted": 0, "approved": 1, "rejected": 0, "benefit_paid": 1_200_000}
+
+
+def test_the_api_reads_the_claim_counters_the_workers_write():
+    view = RegionCountersView()
+    for claim in (ClaimFacts(2, V1, "JKM", "approved", 42_000_000),
+                  ClaimFacts(1, V3, "JKP", "submitted")):
+        view.apply([CounterCell(0, claim.village, name, value)
+                    for name, value in claim_counters(claim).items()])
+    claims = claims_of(view.counters("ID"))
+    assert claims["JKM"] == {**NO_CLAIMS, "approved": 1, "benefit_paid": 42_000_000}
+    assert claims["JKP"] == {**NO_CLAIMS, "submitted": 1}
+
+
 async def test_a_slow_stream_client_gets_each_changed_region_once():
     hub = ChangeHub()
     subscription = hub.subscribe(lambda code: code.count(".") <= 1)
@@ -223,12 +276,8 @@ async def test_shutting_down_ends_every_stream():
 
 
 @pytest.fixture(scope="module")
-def context() -> CoverageContext:
-    hub = ChangeHub()
-    view = RegionCountersView()
-    workforce = WorkforceCache()
-    feed = CountersFollower(view, hub, workforce, lambda: None)
-    return CoverageContext(CoverageApiSettings(), view, hub, feed, workforce)
+def context() -> LiveCoverage:
+    return LiveCoverage()
 
 
 def test_regencies_of_a_province_are_listed_in_code_order(context):
@@ -265,3 +314,124 @@ def test_a_stream_refuses_unknown_regions(context):
     with pytest.raises(Problem) as refused:
         stream_selection(context, "ID,99.99", None)
     assert refused.value.status == 422
+
+
+# --- the event stream, through the app (in memory: no server, no database) --------------------
+
+
+class StreamClient:
+    """One GET on the app as a server would make it, reading the body as it arrives."""
+
+    def __init__(self, app, path: str, query: str = ""):
+        self.chunks: asyncio.Queue[dict] = asyncio.Queue()
+        self.gone = asyncio.Event()
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+                 "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
+                 "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+                 "headers": [(b"host", b"test")], "client": ("127.0.0.1", 50000),
+                 "server": ("test", 80)}
+        self.task = asyncio.create_task(app(scope, self._receive, self.chunks.put))
+        self.start: dict | None = None
+        self._text = ""
+
+    async def _receive(self) -> dict:
+        if not hasattr(self, "_asked"):
+            self._asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def next_block(self, seconds: float = 2.0) -> str | None:
+        """The next event or comment (its lines, without the blank line); None at the end."""
+        while "\n\n" not in self._text:
+            message = await asyncio.wait_for(self.chunks.get(), seconds)
+            if message["type"] == "http.response.start":
+                self.start = message
+                continue
+            self._text += message.get("body", b"").decode()
+            if not message.get("more_body", False):
+                return None
+        block, self._text = self._text.split("\n\n", 1)
+        return block
+
+    async def next_event(self, seconds: float = 2.0) -> tuple[str, dict]:
+        while True:
+            block = await self.next_block(seconds)
+            assert block is not None, "the stream ended"
+            lines = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+            if "event" in lines:
+                return lines["event"], orjson.loads(lines["data"])
+
+    async def leave(self) -> None:
+        self.gone.set()
+        await asyncio.wait_for(self.task, 2)
+
+
+@pytest.fixture
+def streaming():
+    """The coverage app as if its lifespan had run: ready, following nothing."""
+    settings = CoverageApiSettings(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+                                   UCJ_STREAM_COALESCE_SECONDS=0,
+                                   UCJ_STREAM_HEARTBEAT_SECONDS=0.2)
+    app = create_app(settings)
+    app.state.ready = True
+    return app, app.state.coverage
+
+
+def counted(live: LiveCoverage, villages: dict[str, dict[str, int]]) -> None:
+    """What the follower does with cells read from the database."""
+    live.view.apply(cells(0, villages))
+    live.hub.publish(live.view.take_changes())
+
+
+async def test_a_stream_starts_with_a_snapshot_of_the_regions_it_follows(streaming):
+    app, live = streaming
+    client = StreamClient(app, "/v1/coverage/stream", "parent=12.75")
+    assert await client.next_block() == "retry: 3000"
+    assert client.start is not None and client.start["status"] == 200
+    assert (b"content-type", b"text/event-stream; charset=utf-8") in client.start["headers"]
+    name, snapshot = await client.next_event()
+    assert name == "snapshot"
+    codes = [item["region"]["code"] for item in snapshot["items"]]
+    assert codes[:3] == ["ID", "12", "12.75"] and "12.75.01" in codes
+    assert snapshot["items"][0]["claims"]["JKK"] == NO_CLAIMS
+    assert "target" not in snapshot["items"][0]
+    assert len(live.hub) == 1
+    await client.leave()
+    assert len(live.hub) == 0  # the client gone, its subscription too
+
+
+async def test_a_stream_sends_the_regions_it_follows_each_once_per_change(streaming):
+    app, live = streaming
+    client = StreamClient(app, "/v1/coverage/stream", "parent=12.75")
+    await client.next_event()  # the snapshot
+    counted(live, {V1: {"registered": 2, "claims.JKM.approved": 1}})
+    sent = {}
+    for _ in range(4):  # the lineage of V1 this stream follows: ID, 12, 12.75, 12.75.01
+        name, item = await client.next_event()
+        assert name == "counters"
+        sent[item["region"]["code"]] = item
+    assert set(sent) == {"ID", "12", "12.75", "12.75.01"}
+    assert all(item["registered"] == 2 for item in sent.values())
+    assert sent["12.75"]["claims"]["JKM"]["approved"] == 1
+    counted(live, {MEDAN: {"registered": 1}})  # Medan: only the nation and the province
+    assert {(await client.next_event())[1]["region"]["code"] for _ in range(2)} == {"ID", "12"}
+    await client.leave()
+
+
+async def test_an_idle_stream_sends_a_heartbeat_comment(streaming):
+    app, _ = streaming
+    client = StreamClient(app, "/v1/coverage/stream", "regions=ID")
+    await client.next_event()
+    assert await client.next_block() == ": heartbeat"
+    await client.leave()
+
+
+async def test_a_stream_ends_when_the_service_stops(streaming):
+    app, live = streaming
+    client = StreamClient(app, "/v1/coverage/stream", "regions=ID,12")
+    await client.next_event()
+    live.hub.close()
+    assert await client.next_block() is None  # the response ended, cleanly
+    await asyncio.wait_for(client.task, 2)
+    assert len(live.hub) == 0

@@ -1,0 +1,125 @@
+"""What the coverage API reads and answers. Requests are validated; answers are built by
+region_coverage.coverage_of and returned as these models, so the OpenAPI document is what is
+served."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.regions import Level
+from shared.text import refuse_controls
+from shared.vocabulary import PROGRAMS, SEGMENTS, Program
+
+MAX_WORKFORCE = 300_000_000
+
+
+class WorkforceIn(BaseModel):
+    """A region's working population, from one survey."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"workforce": 132826, "year": 2024, "source": "BPS Sakernas"}]})
+
+    workforce: int = Field(gt=0, le=MAX_WORKFORCE, description="working population, people")
+    year: int = Field(description="survey year, 2000 to next year")
+    source: str = Field(min_length=1, max_length=200, description="e.g. BPS Sakernas")
+
+    @field_validator("year")
+    @classmethod
+    def _plausible_year(cls, year: int) -> int:
+        latest = date.today().year + 1
+        if not 2000 <= year <= latest:
+            raise ValueError(f"must be between 2000 and {latest}")
+        return year
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _no_control_characters(cls, source: object) -> object:
+        # Before the type's checks and strip() (which would drop some): shared/text.py.
+        return refuse_controls(source) if isinstance(source, str) else source
+
+    @field_validator("source")
+    @classmethod
+    def _named_source(cls, source: str) -> str:
+        if not source.strip():
+            raise ValueError("must name the source of the figure")
+        return source.strip()
+
+
+class RegionOut(BaseModel):
+    code: str
+    name: str
+    level: Level
+
+
+class SegmentCounts(BaseModel):
+    registered: int
+    active: int
+
+
+class ProgrammeClaims(BaseModel):
+    """A programme's claims in the region, each counted once under its current status."""
+
+    submitted: int = Field(description="filed, not decided yet")
+    approved: int
+    rejected: int
+    benefit_paid: int = Field(description="the benefits of the approved claims, rupiah")
+
+
+class RegionCoverage(BaseModel):
+    region: RegionOut
+    workforce: int | None
+    workforce_year: int | None
+    workforce_source: str | None
+    registered: int
+    active: int
+    inactive: int
+    terminated: int
+    by_segment: dict[str, SegmentCounts] = Field(description=f"keys: {', '.join(SEGMENTS)}")
+    claims: dict[Program, ProgrammeClaims] = Field(
+        description=f"keys: {', '.join(PROGRAMS)} (zeros where none)")
+    ucj: float | None = Field(description="active / workforce, 6 decimals; null without workforce")
+    updated_at: str | None
+    stale: bool = Field(description="true while the coverage database has not been read for a "
+                        "few seconds: the counters shown are the last ones held")
+    target: float | None = Field(default=None, description="only when ?target= is given")
+    gap_to_target: int | None = Field(
+        default=None, description="only when ?target= is given: max(0, ceil(target × workforce)"
+        " − active); null without workforce")
+
+
+class RegionCoverageList(BaseModel):
+    items: list[RegionCoverage]
+
+
+class ServedDrift(BaseModel):
+    """A counter the service serves for a region that its database does not hold."""
+
+    region: str
+    level: str
+    counter: str
+    live: int
+    truth: int
+    drift: int = Field(description="live − truth")
+
+
+class InternalDrift(BaseModel):
+    """A village counter of one source partition that the participant facts do not give."""
+
+    partition: int
+    village: str
+    counter: str
+    counters: int = Field(description="what village_counters says")
+    facts: int = Field(description="what participant_facts give")
+
+
+class SelfCheck(BaseModel):
+    """GET /v1/admin/reconcile: the counters served against the coverage database."""
+
+    ok: bool
+    versions: dict[str, int] = Field(description="the source partitions' versions compared")
+    served_drift: list[ServedDrift] = Field(description="the first 100")
+    served_drift_rows: int
+    internal_drift: list[InternalDrift] = Field(description="the first 100")
+    internal_drift_rows: int
