@@ -164,6 +164,9 @@ def test_a_death_claim_moves_the_worker_to_terminated_everywhere_once(running_st
     wait_until(terminated_once, 30, "the worker terminated at every level")
     assert asyncio.run(claim_counters(running)) == {
         "claims.JKM.approved": 1, "claims.JKM.benefit_paid": 42_000_000}
+    approved = {"submitted": 0, "approved": 1, "rejected": 0, "benefit_paid": 42_000_000}
+    for code in LEVELS:  # operators see the claim at every level
+        assert coverage(running, code)["claims"]["JKM"] == approved, code
 
     with httpx.Client(timeout=10) as client:
         # contributions learnt it: no more dues, no payment
