@@ -178,16 +178,33 @@ def parsed(model: type[M], data: object) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_problem(field_errors(exc.errors())) from None
+        raise validation_problem(errors_of(exc, "body")) from None
 
 
-def field_errors(exc_errors: Any) -> list[dict[str, str]]:
-    """pydantic/FastAPI error entries as [{"field": "a.b", "message": ...}]."""
+# The common kinds of pydantic error, in the words every service answers with.
+_FRIENDLIER = {"missing": "is required", "extra_forbidden": "is not a field of this request",
+               "uuid_parsing": "must be a UUID", "uuid_type": "must be a UUID"}
+
+
+def field_errors(exc_errors: Any, *, whole: str = "body") -> list[dict[str, str]]:
+    """pydantic/FastAPI error entries as [{"field": "a.b", "message": ...}]: friendlier words
+    for the common kinds, our own validators' messages without pydantic's "Value error, "
+    prefix; never the input (pass `exc.errors(include_input=False)` or FastAPI's entries).
+    `whole` names an error about the whole object."""
     out = []
     for err in exc_errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        out.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid")})
+        message = _FRIENDLIER.get(err.get("type", "")) or str(
+            err.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append({"field": ".".join(loc) or whole, "message": message})
     return out
+
+
+def errors_of(exc: ValidationError, whole: str = "") -> list[dict[str, str]]:
+    """A pydantic ValidationError's entries as field_errors gives them (one about the whole
+    row or object: field `whole`)."""
+    return field_errors(exc.errors(include_url=False, include_context=False,
+                                   include_input=False), whole=whole)
 
 
 async def read_json(request: Request, *, max_bytes: int) -> Any:

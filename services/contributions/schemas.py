@@ -10,6 +10,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from services.contributions.payments import Payer
+from shared.problems import errors_of
 from shared.text import NoControls
 
 MAX_BULK_LINES = 10_000
@@ -48,17 +49,6 @@ def _digest(line: dict[str, Any]) -> bytes:
     return hashlib.sha256(orjson.dumps(line, option=orjson.OPT_SORT_KEYS)).digest()
 
 
-def errors_from_validation(exc: ValidationError) -> list[dict[str, str]]:
-    out = []
-    for error in exc.errors(include_url=False, include_context=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"])
-        message = {"missing": "is required", "extra_forbidden": "is not a field of this request",
-                   "uuid_parsing": "must be a UUID", "uuid_type": "must be a UUID"}.get(
-            error["type"]) or error["msg"].removeprefix("Value error, ")
-        out.append({"field": field, "message": message})
-    return out
-
-
 def parse_line(raw: Any) -> tuple[PaymentIn | None, list[dict[str, str]]]:
     if not isinstance(raw, dict):
         return None, [{"field": "", "message": "a contribution must be a JSON object"}]
@@ -70,7 +60,7 @@ def parse_line(raw: Any) -> tuple[PaymentIn | None, list[dict[str, str]]]:
         line._digest = _digest({**raw, "participant_id": str(line.participant_id)})
         return line, []
     except ValidationError as exc:
-        return None, errors_from_validation(exc)
+        return None, errors_of(exc)
     except ValueError:
         return None, [{"field": "participant_id", "message": "must be a UUID"}]
 

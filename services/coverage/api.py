@@ -9,11 +9,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
-from pydantic import ValidationError
 from sse_starlette import EventSourceResponse
 
 from services.coverage.change_stream import region_stream
@@ -25,7 +24,7 @@ from services.coverage.self_check import check_served_counters
 from services.coverage.settings import CoverageApiSettings
 from services.coverage.workforce import record_workforce
 from shared.auth import Caller, require
-from shared.problems import Problem, field_errors, read_json, validation_problem
+from shared.problems import Problem, parsed, read_json
 from shared.regions import Level
 from shared.service_app import service_app
 
@@ -87,7 +86,7 @@ async def put_workforce(code: str, request: Request, _: WorkforceWriter,
                         live: Live) -> RegionCoverage:
     """Set a region's working population (the UCJ denominator); needs `workforce:write`."""
     region = live.known_region(code)
-    body = _workforce_in(await read_json(request, max_bytes=MAX_WORKFORCE_BODY))
+    body = parsed(WorkforceIn, await read_json(request, max_bytes=MAX_WORKFORCE_BODY))
     figure = await record_workforce(request.app.state.pool, region.code,
                                     WorkforceFigure(body.workforce, body.year, body.source))
     live.workforce.put(region.code, figure)
@@ -95,14 +94,6 @@ async def put_workforce(code: str, request: Request, _: WorkforceWriter,
     return live.coverage([region])[0]
 
 
-def _workforce_in(raw: Any) -> WorkforceIn:
-    try:
-        return WorkforceIn.model_validate(raw)
-    except ValidationError as exc:
-        errors = field_errors(exc.errors())
-        for error in errors:  # our own validators' messages need no pydantic prefix
-            error["message"] = error["message"].removeprefix("Value error, ")
-        raise validation_problem(errors) from None
 
 
 @router.get(

@@ -49,6 +49,7 @@ from shared.events import UnknownEventType, decode_message, event_bytes_in
 from shared.gc_tuning import tune_gc
 from shared.logs import configure
 from shared.problems import dependency_away, describe_away
+from shared.retry import Backoff
 from shared.topics import (
     CLAIMS,
     COVERAGE_APP_ID,
@@ -138,7 +139,7 @@ class Folder:
 
     async def _commit(self, events: list[SourceEvent], positions: list[SourcePosition]
                       ) -> list[tuple[int, str]]:
-        delay = 0.2
+        backoff = Backoff(0.2, 5.0)
         while True:
             try:
                 pool = await self.pool()
@@ -152,9 +153,8 @@ class Folder:
                 if not (dependency_away(exc) or _retryable(exc)):
                     raise
                 log.warning("counting transaction failed (%s); the batch is tried again in "
-                            "%.1fs", describe_away(exc), delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+                            "%.1fs", describe_away(exc), backoff.delay)
+            await backoff.wait()
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -28,6 +28,7 @@ from pydantic import (
 
 from services.registration import domain
 from services.registration.domain import Sex
+from shared.problems import errors_of
 from shared.regions import RegionDirectory, directory
 from shared.text import NoControls
 from shared.vocabulary import PROGRAMS, Program, Segment
@@ -200,22 +201,6 @@ class ParticipantOut(BaseModel):
 
 # --- validation: types, then rules ------------------------------------------------------------
 
-_FRIENDLIER = {
-    "missing": "is required",
-    "extra_forbidden": "is not a field of this request",
-}
-
-
-def errors_from_validation(exc: ValidationError) -> list[dict[str, str]]:
-    """Pydantic's errors as {"field": "a.b.0", "message"}; never echoes the input."""
-    out: list[dict[str, str]] = []
-    for error in exc.errors(include_url=False, include_context=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"])
-        message = _FRIENDLIER.get(error["type"]) or error["msg"].removeprefix("Value error, ")
-        out.append({"field": field, "message": message})
-    return out
-
-
 def validate_row(
     raw: object, today: date, *, regions: RegionDirectory | None = None
 ) -> tuple[ParticipantIn | None, list[dict[str, str]]]:
@@ -228,7 +213,7 @@ def validate_row(
     try:
         participant = ParticipantIn.model_validate(raw)
     except ValidationError as exc:
-        return None, errors_from_validation(exc)
+        return None, errors_of(exc)
     problems = domain.check_registration(
         participant.to_registration(), regions=regions or directory(), today=today
     )
@@ -250,7 +235,7 @@ def validate_patch(
     try:
         patch = ParticipantPatch.model_validate(raw)
     except ValidationError as exc:
-        return None, errors_from_validation(exc)
+        return None, errors_of(exc)
     problems = domain.check_change(
         current, patch.changes(), regions=regions or directory(), today=today
     )
