@@ -1,7 +1,8 @@
 """A small demo load for a running local stack: python -m deploy.local.demo [--count 300]
 
 1. Workforce figures (the UCJ denominator) on the coverage service: Binjai's real one and
-   synthetic ones for a few other Sumatera Utara regions.
+   synthetic ones for a few other Sumatera Utara regions; and the published UCJ targets
+   (Binjai, Sumatera Utara, the national RPJMN) as one CSV import (POST /v1/targets/import).
 2. About 300 synthetic registrations in villages of province 12 (a third in Kota Binjai) with
    valid synthetic NIKs, through POST /v1/participants/bulk on the registration service.
 3. Half of them paid up for the current month by one synthetic city-budget batch
@@ -37,6 +38,14 @@ WORKFORCE = {
     "12.74": (79_000, "synthetic demo figure (Kota Tanjungbalai)"),
     "12": (7_400_000, "synthetic demo figure (Provinsi Sumatera Utara)"),
 }
+
+# The published UCJ targets (shared/DOMAIN.md), in percent: (code, year, ucj_target, source).
+TARGETS = [
+    (BINJAI, 2024, "32.48", "Kota Binjai UCJ target 2024"),
+    (BINJAI, 2025, "37.10", "Kota Binjai UCJ target 2025"),
+    ("12", 2025, "51.08", "Provinsi Sumatera Utara UCJ target 2025"),
+    ("ID", 2025, "32.15", "RPJMN 2025-2029 national target"),
+]
 
 FIRST = {"M": ["Ahmad", "Budi", "Rizky", "Dedi", "Joko", "Hendra", "Fajar", "Agus", "Irwan"],
          "F": ["Siti", "Dewi", "Rina", "Putri", "Nurul", "Lestari", "Wulan", "Intan", "Sari"]}
@@ -82,6 +91,12 @@ def synthetic_participant(village: str, rng: random.Random, today: date) -> dict
                 "monthly_income": rng.randrange(3_000_000, 8_000_001, 100_000),
                 "programs": ["JKK", "JKM", "JHT", "JP"]}
     return row
+
+
+def targets_csv() -> bytes:
+    lines = ["code,year,ucj_target,source"]
+    lines += [f"{code},{year},{percent},{source}" for code, year, percent, source in TARGETS]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def pay_for_some(http: httpx.Client, contributions: str, ids: list[str],
@@ -132,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"PUT /v1/workforce/{code}: {r.status_code} {r.text[:300]}", file=sys.stderr)
                 return 1
         print(f"workforce set for {', '.join(WORKFORCE)}")
+        r = http.post(f"{coverage}/v1/targets/import", content=targets_csv(),
+                      headers={"content-type": "text/csv"})
+        if r.status_code != 200:
+            print(f"POST /v1/targets/import: {r.status_code} {r.text[:300]}", file=sys.stderr)
+            return 1
+        print(f"UCJ targets: {r.json()['imported']} loaded (coverage answers show the current "
+              "year's)")
 
         binjai, others = villages_of_province()
         today = date.today()

@@ -1,6 +1,7 @@
 """HTTP entry points of the coverage service (../shared/CONTRACT.md "Coverage service"): live
-coverage per region (no key needed), workforce figures, the Server-Sent Events stream, the
-service's self-check and the operators' dashboard. Every answer comes from memory
+coverage per region (no key needed), workforce figures and UCJ targets (one at a time or a CSV
+file of many), the Server-Sent Events stream, the service's self-check and the operators'
+dashboard. Every answer comes from memory
 (live_coverage.py), so reads keep being served, marked `stale`, while the database is away."""
 
 from __future__ import annotations
@@ -16,15 +17,26 @@ from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
 from services.coverage.change_stream import region_stream
+from services.coverage.csv_import import MAX_IMPORT_BYTES, target_rows, workforce_rows
 from services.coverage.live_coverage import LiveCoverage
-from services.coverage.region_coverage import WorkforceFigure
+from services.coverage.region_coverage import UcjTarget, WorkforceFigure
 from services.coverage.region_selection import listed_regions, stream_selection
-from services.coverage.schemas import RegionCoverage, RegionCoverageList, SelfCheck, WorkforceIn
+from services.coverage.schemas import (
+    ImportResult,
+    RegionCoverage,
+    RegionCoverageList,
+    SelfCheck,
+    TargetIn,
+    TargetList,
+    TargetOut,
+    WorkforceIn,
+)
 from services.coverage.self_check import check_served_counters
 from services.coverage.settings import CoverageApiSettings
-from services.coverage.workforce import record_workforce
+from services.coverage.targets import record_target, record_target_rows
+from services.coverage.workforce import record_workforce, record_workforce_rows
 from shared.auth import Caller, require
-from shared.problems import Problem, parsed, read_json
+from shared.problems import Problem, parsed, read_body, read_json
 from shared.regions import Level
 from shared.service_app import service_app
 
@@ -33,7 +45,10 @@ log = logging.getLogger("ucj.coverage.api")
 DASHBOARD = Path(__file__).parent / "dashboard" / "index.html"
 WORKFORCE_SCOPE = "workforce:write"
 ADMIN_SCOPE = "coverage:admin"
+TARGETS_SCOPE = ADMIN_SCOPE  # a plan's target is set by the service's administrators
 MAX_WORKFORCE_BODY = 1024
+CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {
+    "type": "string"}}}}}
 DESCRIPTION = ("Live Universal Coverage Jamsostek counters per region, the workforce figures "
                "behind the ratio, a Server-Sent Events stream and the operators' dashboard.")
 
@@ -52,7 +67,8 @@ WorkforceWriter = Annotated[Caller, Depends(require(WORKFORCE_SCOPE))]
 Admin = Annotated[Caller, Depends(require(ADMIN_SCOPE))]
 TargetQuery = Annotated[float | None, Query(
     gt=0, le=1, description="A UCJ target as a fraction (0.5115 for 51.15%): adds "
-    "`target` and `gap_to_target`, the active workers still needed to reach it.")]
+    "`target` and `gap_to_target`, the active workers still needed to reach it; it "
+    "overrides the region's own target for the year.")]
 
 router = APIRouter()
 
@@ -93,6 +109,71 @@ async def put_workforce(code: str, request: Request, _: WorkforceWriter,
     log.info("workforce of %s set to %d (%d)", region.code, figure.workforce, figure.year)
     return live.coverage([region])[0]
 
+
+async def read_csv(request: Request) -> bytes:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "text/csv":
+        raise Problem(415, "Unsupported media type",
+                      f"send text/csv (got {content_type or 'no content type'})")
+    return await read_body(request, max_bytes=MAX_IMPORT_BYTES)
+
+
+@router.post("/v1/workforce/import", tags=["workforce"], openapi_extra=CSV_BODY)
+async def import_workforce(request: Request, _: WorkforceWriter, live: Live) -> ImportResult:
+    """Many workforce figures from a UTF-8 CSV file with the header
+    `code,year,workforce,source` (needs `workforce:write`): every row is checked first, then
+    all are written in one transaction, or none and a 422 lists each bad row (row 1 is the
+    header)."""
+    rows = workforce_rows(await read_csv(request), live.regions)
+    await record_workforce_rows(request.app.state.pool, rows)
+    for code, figure in rows:
+        live.workforce.put(code, figure)
+    log.info("workforce imported: %d figures", len(rows))
+    return ImportResult(imported=len(rows))
+
+
+def _target_out(live: LiveCoverage, code: str, target: UcjTarget) -> TargetOut:
+    return TargetOut.model_validate({"region": live.known_region(code).public(),
+                                     "year": target.year, "ucj_target": float(target.ucj_target),
+                                     "source": target.source})
+
+
+@router.put(
+    "/v1/targets/{code}", tags=["targets"],
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": TargetIn.model_json_schema()}}}},
+)
+async def put_target(code: str, request: Request, _: Admin, live: Live) -> TargetOut:
+    """Set a region's UCJ target for a year, in percent (needs `coverage:admin`). Every year
+    is kept; coverage answers show the current year's, else the latest earlier one."""
+    region = live.known_region(code)
+    body = parsed(TargetIn, await read_json(request, max_bytes=MAX_WORKFORCE_BODY))
+    target = await record_target(request.app.state.pool, region.code,
+                                 UcjTarget(body.percent(), body.year, body.source))
+    live.targets.put(region.code, target)
+    log.info("UCJ target of %s for %d set to %s%%", region.code, target.year, target.ucj_target)
+    return _target_out(live, region.code, target)
+
+
+@router.get("/v1/targets/{code}", tags=["targets"])
+async def get_targets(code: str, live: Live) -> TargetList:
+    """Every year's UCJ target of a region, by year."""
+    region = live.known_region(code)
+    held = live.targets.of(region.code) or {}
+    return TargetList(items=[_target_out(live, region.code, held[y]) for y in sorted(held)])
+
+
+@router.post("/v1/targets/import", tags=["targets"], openapi_extra=CSV_BODY)
+async def import_targets(request: Request, _: Admin, live: Live) -> ImportResult:
+    """Many UCJ targets from a UTF-8 CSV file with the header `code,year,ucj_target,source`
+    (percent; needs `coverage:admin`): all rows checked, then all written in one transaction,
+    or none and a 422 lists each bad row (row 1 is the header)."""
+    rows = target_rows(await read_csv(request), live.regions)
+    await record_target_rows(request.app.state.pool, rows)
+    for code, target in rows:
+        live.targets.put(code, target)
+    log.info("UCJ targets imported: %d", len(rows))
+    return ImportResult(imported=len(rows))
 
 
 
@@ -142,6 +223,7 @@ def create_app(settings: CoverageApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def setup(app: FastAPI) -> AsyncIterator[None]:
+        live.today = app.state.clock.today  # the year of the figures and targets shown
         async with live.following(app.state.pool):  # ready once the counters are read
             yield
 

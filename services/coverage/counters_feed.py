@@ -1,5 +1,6 @@
 """The coverage API's follower of the coverage database: counter cells into the view, workforce
-figures into a cache, changed regions to the stream subscribers.
+figures and targets (every year of each) into caches, changed regions to the stream
+subscribers.
 
 It polls (every `interval`, 0.1 s by default) the partitions' versions, a dozen rows, and reads
 only the cells changed since the versions it holds (counting_store.counter_changes). Everything
@@ -13,36 +14,60 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Generic, TypeVar
 
 import asyncpg
 
 from services.coverage.change_hub import ChangeHub
 from services.coverage.counters_view import RegionCountersView
 from services.coverage.counting_store import counter_changes
-from services.coverage.region_coverage import WorkforceFigure
+from services.coverage.region_coverage import UcjTarget, WorkforceFigure
+from services.coverage.targets import targets_changed_since
 from services.coverage.workforce import workforce_changed_since
 from shared.problems import dependency_away, describe_away
 
 log = logging.getLogger("ucj.coverage.feed")
 
 
-class WorkforceCache:
-    """Every region's current workforce figure, in memory (a few thousand rows at most)."""
+F = TypeVar("F", WorkforceFigure, UcjTarget)
+
+
+class YearlyCache(Generic[F]):
+    """Every region's figures by year, in memory (a few thousand rows at most)."""
 
     def __init__(self) -> None:
-        self.figures: dict[str, WorkforceFigure] = {}
+        self.figures: dict[str, dict[int, F]] = {}
         self.since: datetime | None = None
 
-    def put(self, code: str, figure: WorkforceFigure) -> None:
-        self.figures[code] = figure
+    def put(self, code: str, figure: F) -> None:
+        self.figures.setdefault(code, {})[figure.year] = figure
+
+    def of(self, code: str) -> dict[int, F] | None:
+        return self.figures.get(code)
+
+
+class WorkforceCache(YearlyCache[WorkforceFigure]):
+    """Every region's workforce figure of every year."""
+
+
+class TargetCache(YearlyCache[UcjTarget]):
+    """Every region's UCJ target of every year."""
 
 
 class CountersFollower:
-    def __init__(self, view: RegionCountersView, hub: ChangeHub, workforce: WorkforceCache, *,
-                 interval: float = 0.1, stale_after: float = 5.0, query_timeout: float = 5.0):
+    def __init__(self, view: RegionCountersView, hub: ChangeHub, workforce: WorkforceCache,
+                 targets: TargetCache | None = None, *, interval: float = 0.1,
+                 stale_after: float = 5.0, query_timeout: float = 5.0,
+                 figures_interval: float = 1.0):
         self.view = view
         self.hub = hub
         self.workforce = workforce
+        self.targets = targets if targets is not None else TargetCache()
+        # Workforce figures and targets change rarely, and a write re-reads the last minute's
+        # rows (workforce.py): after an import of thousands, read them once a second, not at
+        # every poll. This replica's own writes go straight into its caches.
+        self.figures_interval = figures_interval
+        self._figures_read_at: float | None = None
         self.interval = interval
         self.stale_after = stale_after
         self.query_timeout = query_timeout
@@ -93,13 +118,22 @@ class CountersFollower:
     async def read_once(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire() as conn:
             versions, cells = await counter_changes(conn, self.versions)
-            figures, since = await workforce_changed_since(conn, self.workforce.since)
+            figures_due = (self._figures_read_at is None
+                           or time.monotonic() - self._figures_read_at >= self.figures_interval)
+            if figures_due:
+                figures, since = await workforce_changed_since(conn, self.workforce.since)
+                targets, targets_since = await targets_changed_since(conn, self.targets.since)
         if cells:
             self.view.apply(cells, datetime.now(UTC))
         self.versions = versions
-        for code, figure in figures.items():
-            self.workforce.put(code, figure)
-        self.workforce.since = since or self.workforce.since
+        if figures_due:
+            for code, figure in figures:
+                self.workforce.put(code, figure)
+            self.workforce.since = since or self.workforce.since
+            for code, target in targets:
+                self.targets.put(code, target)
+            self.targets.since = targets_since or self.targets.since
+            self._figures_read_at = time.monotonic()
         changed = self.view.take_changes()
         if changed:
             self.hub.publish(changed)

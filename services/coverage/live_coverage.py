@@ -1,20 +1,28 @@
 """What the coverage API serves, all from memory: the counters of every region, the workforce
-figures and the change hub, kept up to date by the follower of the coverage database
-(counters_feed.py). Answers keep being served while the database is away, marked `stale`."""
+figures and targets of every year and the change hub, kept up to date by the follower of the
+coverage database (counters_feed.py). Answers keep being served while the database is away,
+marked `stale`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import date
 
 import asyncpg
 
 from services.coverage.change_hub import ChangeHub
-from services.coverage.counters_feed import CountersFollower, WorkforceCache
+from services.coverage.counters_feed import CountersFollower, TargetCache, WorkforceCache
 from services.coverage.counters_view import RegionCountersView
-from services.coverage.region_coverage import coverage_of
+from services.coverage.region_coverage import (
+    WorkforceFigure,
+    coverage_of,
+    target_in_force,
+    ucj_missing_reason,
+    workforce_for,
+)
 from services.coverage.schemas import RegionCoverage
 from shared.problems import Problem
 from shared.regions import Level, Region, RegionDirectory, directory, level_of
@@ -28,7 +36,11 @@ class LiveCoverage:
         self.view = RegionCountersView(self.regions)
         self.hub = ChangeHub()
         self.workforce = WorkforceCache()
-        self.feed = CountersFollower(self.view, self.hub, self.workforce)
+        self.targets = TargetCache()
+        self.feed = CountersFollower(self.view, self.hub, self.workforce, self.targets)
+        # The date whose year picks the workforce figure and the target: the service's clock
+        # once it runs (create_app), so tests can move it.
+        self.today: Callable[[], date] = date.today
         self._level_lists: dict[Level, list[Region]] = {}
 
     @asynccontextmanager
@@ -63,9 +75,21 @@ class LiveCoverage:
 
     def coverage(self, regions: Sequence[Region], target: float | None = None
                  ) -> list[RegionCoverage]:
-        """From memory only: served while the database is away, marked stale."""
-        figures, view, stale = self.workforce.figures, self.view, self.feed.stale
-        return [RegionCoverage.model_validate(
-                    {**coverage_of(r.public(), view.counters(r.code), view.updated_at(r.code),
-                                   figures.get(r.code), target=target), "stale": stale})
-                for r in regions]
+        """From memory only: served while the database is away, marked stale. `target` (a
+        fraction, ?target=) overrides each region's target for the year."""
+        year, view, stale = self.today().year, self.view, self.feed.stale
+        known: dict[str, WorkforceFigure | None] = {}
+        out = []
+        for r in regions:
+            workforce = workforce_for(r.code, year, self.workforce.of, self._child_codes, known)
+            ucj_target = target_in_force(self.targets.of(r.code) or {}, year)
+            out.append(RegionCoverage.model_validate({
+                **coverage_of(r.public(), view.counters(r.code), view.updated_at(r.code),
+                              workforce, target=target, ucj_target=ucj_target,
+                              missing_reason=ucj_missing_reason(
+                                  workforce, bool(self._child_codes(r.code)))),
+                "stale": stale}))
+        return out
+
+    def _child_codes(self, code: str) -> list[str]:
+        return [child.code for child in self.regions.children(code)]

@@ -5,14 +5,18 @@ served."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.coverage.region_coverage import CHILDREN_INCOMPLETE, NO_WORKFORCE, Band
 from shared.regions import Level
 from shared.text import refuse_controls
 from shared.vocabulary import PROGRAMS, SEGMENTS, Program
 
 MAX_WORKFORCE = 300_000_000
+TARGET_YEARS = (2000, 2100)
+TARGET_DECIMALS = 4
 
 
 class WorkforceIn(BaseModel):
@@ -45,6 +49,41 @@ class WorkforceIn(BaseModel):
         if not source.strip():
             raise ValueError("must name the source of the figure")
         return source.strip()
+
+
+class TargetIn(BaseModel):
+    """A region's UCJ target for a year, in percent as the plan publishes it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"year": 2025, "ucj_target": 37.10, "source": "RPJMD Kota Binjai"}]})
+
+    year: int = Field(ge=TARGET_YEARS[0], le=TARGET_YEARS[1], description="the plan's year")
+    ucj_target: float = Field(ge=0, le=100, allow_inf_nan=False,
+                              description="percent of the workforce actively covered, 0 to 100")
+    source: str = Field(min_length=1, max_length=200, description="e.g. RPJMN 2025-2029")
+
+    @field_validator("ucj_target")
+    @classmethod
+    def _few_decimals(cls, value: float) -> float:
+        exponent = Decimal(str(value)).as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -TARGET_DECIMALS:
+            raise ValueError(f"at most {TARGET_DECIMALS} decimals")
+        return value
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _no_control_characters(cls, source: object) -> object:
+        return refuse_controls(source) if isinstance(source, str) else source
+
+    @field_validator("source")
+    @classmethod
+    def _named_source(cls, source: str) -> str:
+        if not source.strip():
+            raise ValueError("must name the source of the target")
+        return source.strip()
+
+    def percent(self) -> Decimal:
+        return Decimal(str(self.ucj_target))
 
 
 class RegionOut(BaseModel):
@@ -80,10 +119,27 @@ class RegionCoverage(BaseModel):
     claims: dict[Program, ProgrammeClaims] = Field(
         description=f"keys: {', '.join(PROGRAMS)} (zeros where none)")
     ucj: float | None = Field(description="active / workforce, 6 decimals; null without workforce")
+    ucj_missing_reason: str | None = Field(
+        default=None, description=f"why `ucj` is null: `{NO_WORKFORCE}` (no figure for this year "
+        f"or before, and no child regions) or `{CHILDREN_INCOMPLETE}` (no figure of its own, and "
+        "not every child region has one to sum); null when there is a UCJ")
+    band: Band | None = Field(
+        default=None, description="very_low below 30%, low 30% to under 50%, medium 50% to "
+        "under 75%, high from 75%; null without UCJ")
     updated_at: str | None
     stale: bool = Field(description="true while the coverage database has not been read for a "
                         "few seconds: the counters shown are the last ones held")
-    target: float | None = Field(default=None, description="only when ?target= is given")
+    target: float | None = Field(
+        default=None, description="the UCJ target as a fraction like `ucj` (0.371 for 37.10%): "
+        "?target= when given, else the region's target for the current year (or the latest "
+        "earlier year's); absent without either (with target_year, target_source and "
+        "gap_people)")
+    target_year: int | None = Field(default=None, description="the year of the region's target"
+                                    " (null under ?target=)")
+    target_source: str | None = Field(default=None, description="the plan it comes from")
+    gap_people: int | None = Field(
+        default=None, description="active workers still needed to reach `target`: max(0, "
+        "ceil(target × workforce) − active); null without workforce or target")
     gap_to_target: int | None = Field(
         default=None, description="only when ?target= is given: max(0, ceil(target × workforce)"
         " − active); null without workforce")
@@ -91,6 +147,21 @@ class RegionCoverage(BaseModel):
 
 class RegionCoverageList(BaseModel):
     items: list[RegionCoverage]
+
+
+class TargetOut(BaseModel):
+    region: RegionOut
+    year: int
+    ucj_target: float = Field(description="percent")
+    source: str
+
+
+class TargetList(BaseModel):
+    items: list[TargetOut] = Field(description="every year's target of the region, by year")
+
+
+class ImportResult(BaseModel):
+    imported: int = Field(description="rows written, all in one transaction")
 
 
 class ServedDrift(BaseModel):
