@@ -20,6 +20,7 @@ from services.coverage.change_stream import region_stream
 from services.coverage.csv_import import MAX_IMPORT_BYTES, target_rows, workforce_rows
 from services.coverage.live_coverage import LiveCoverage
 from services.coverage.region_coverage import UcjTarget, WorkforceFigure
+from services.coverage.region_order import Order, Sort, page
 from services.coverage.region_selection import listed_regions, stream_selection
 from services.coverage.schemas import (
     ImportResult,
@@ -88,9 +89,20 @@ async def regions_coverage(
         description="code of a region of the level above; required for district and "
         "village")] = None,
     target: TargetQuery = None,
+    sort: Annotated[Sort, Query(description="order by this figure (regions without it last)")
+                    ] = "code",
+    order: Annotated[Order, Query()] = "asc",
+    limit: Annotated[int | None, Query(ge=1, le=10_000, description=(
+        "at most this many regions, with `next_cursor` for the rest; all when absent"))] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> RegionCoverageList:
-    """The coverage of every region of a level (under a parent), in code order."""
-    return RegionCoverageList(items=live.coverage(listed_regions(live, level, parent), target))
+    """The coverage of every region of a level (under a parent), sorted (`sort=ucj&order=asc`:
+    lowest UCJ first; `sort=gap_people&order=desc`: largest gap first), paged with `limit`."""
+    items, next_cursor = page(live.coverage(listed_regions(live, level, parent), target),
+                              sort, order, limit, cursor)
+    if limit is None:
+        return RegionCoverageList(items=items)
+    return RegionCoverageList(items=items, next_cursor=next_cursor)
 
 
 @router.put(

@@ -147,6 +147,8 @@ class RegionCoverage(BaseModel):
 
 class RegionCoverageList(BaseModel):
     items: list[RegionCoverage]
+    next_cursor: str | None = Field(default=None, description=(
+        "with `limit`: give it as `cursor` for the next page; null on the last page"))
 
 
 class TargetOut(BaseModel):

@@ -178,3 +178,27 @@ async def test_targets_and_imports_need_a_key(coverage):
     assert (await client.put("/v1/targets/12.75", json=body)).status_code == 401
     for path in ("/v1/targets/import", "/v1/workforce/import"):
         assert (await client.post(path, headers=CSV, content=b"x")).status_code == 401
+
+
+async def test_every_regency_in_one_answer_and_villages_page_without_repeats(coverage):
+    client, _ = coverage
+    regencies = (await client.get("/v1/coverage/regions",
+                                  params={"level": "regency", "sort": "ucj"})).json()
+    assert len(regencies["items"]) == 514 and "next_cursor" not in regencies
+    district = "12.75.01"
+    whole = [r["region"]["code"] for r in (await client.get("/v1/coverage/regions", params={
+        "level": "village", "parent": district, "sort": "name"})).json()["items"]]
+    seen, cursor = [], None
+    while True:
+        params = {"level": "village", "parent": district, "sort": "name", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        body = (await client.get("/v1/coverage/regions", params=params)).json()
+        seen += [r["region"]["code"] for r in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == whole and len(whole) == len(directory().children(district)) > 2
+    refused = await client.get("/v1/coverage/regions", params={
+        "level": "village", "parent": district, "sort": "ucj", "cursor": "junk"})
+    assert refused.status_code == 422
