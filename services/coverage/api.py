@@ -6,9 +6,11 @@ dashboard. Every answer comes from memory
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +18,11 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
-from services.coverage.change_stream import region_stream
+from services.coverage import reports
+from services.coverage.change_stream import RETRY_AFTER_SECONDS, region_stream
 from services.coverage.csv_import import MAX_IMPORT_BYTES, target_rows, workforce_rows
+from services.coverage.history import Step, history_points, range_problem
+from services.coverage.history_answer import history_answer
 from services.coverage.live_coverage import LiveCoverage
 from services.coverage.region_coverage import UcjTarget, WorkforceFigure
 from services.coverage.region_order import Order, Sort, page
@@ -26,6 +31,7 @@ from services.coverage.schemas import (
     ImportResult,
     RegionCoverage,
     RegionCoverageList,
+    RegionHistory,
     SelfCheck,
     TargetIn,
     TargetList,
@@ -34,6 +40,7 @@ from services.coverage.schemas import (
 )
 from services.coverage.self_check import check_served_counters
 from services.coverage.settings import CoverageApiSettings
+from services.coverage.snapshots import region_history, state_as_of
 from services.coverage.targets import record_target, record_target_rows
 from services.coverage.workforce import record_workforce, record_workforce_rows
 from shared.auth import Caller, require
@@ -48,6 +55,7 @@ WORKFORCE_SCOPE = "workforce:write"
 ADMIN_SCOPE = "coverage:admin"
 TARGETS_SCOPE = ADMIN_SCOPE  # a plan's target is set by the service's administrators
 MAX_WORKFORCE_BODY = 1024
+HISTORY_TIMEOUT = 10.0  # seconds for a history or as_of read of the snapshots
 CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {
     "type": "string"}}}}}
 DESCRIPTION = ("Live Universal Coverage Jamsostek counters per region, the workforce figures "
@@ -76,9 +84,53 @@ router = APIRouter()
 
 @router.get("/v1/coverage/regions/{code}", tags=["coverage"],
             response_model_exclude_unset=True)
-async def region_coverage(code: str, live: Live, target: TargetQuery = None) -> RegionCoverage:
-    """One region's live coverage: counters, workforce, UCJ and claims."""
-    return live.coverage([live.known_region(code)], target)[0]
+async def region_coverage(
+    code: str, request: Request, live: Live, target: TargetQuery = None,
+    as_of: Annotated[date | None, Query(description=(
+        "YYYY-MM-DD: the region at the end of that day (WIB), from the last snapshot up to "
+        "then; today gives the last snapshot so far. 422 for a future day; 404 before the "
+        "first snapshot of the service; a region without a snapshot by then (the snapshots "
+        "had begun) had no counters: zeros"))] = None,
+) -> RegionCoverage:
+    """One region's live coverage: counters, workforce, UCJ, claims, target, gap, forecast."""
+    region = live.known_region(code)
+    if as_of is None:
+        return live.coverage([region], target)[0]
+    if as_of > live.today():
+        raise Problem(422, "Unprocessable", f"as_of {as_of} is in the future")
+    async with asyncio.timeout(HISTORY_TIMEOUT):
+        state = await state_as_of(request.app.state.pool, region.code, as_of)
+    if state is None:
+        raise Problem(404, "Not found", f"no snapshot was taken by the end of {as_of}: the "
+                      "history of the counters starts later")
+    return live.coverage_as_of(region, as_of, state, target)
+
+
+@router.get("/v1/coverage/regions/{code}/history", tags=["coverage"])
+async def region_history_route(
+    code: str, request: Request, live: Live,
+    from_: Annotated[date | None, Query(alias="from", description=(
+        "YYYY-MM-DD, the first day (WIB); default a year before `to`"))] = None,
+    to: Annotated[date | None, Query(description=(
+        "YYYY-MM-DD, the last day; default and at most today"))] = None,
+    step: Annotated[Step, Query(description="one point per day, week or month")] = "day",
+) -> RegionHistory:
+    """A region's counters over time: per period the last snapshot up to its end, with UCJ and
+    the net growth of active workers (new active − lost active) since the point before. At
+    most five years at once."""
+    region = live.known_region(code)
+    today = live.today()
+    end = to or today
+    start = from_ or end - timedelta(days=365)
+    problem = range_problem(start, end, today)
+    if problem:
+        raise Problem(422, "Unprocessable", problem)
+    end = min(end, today)  # no points for days to come
+    async with asyncio.timeout(HISTORY_TIMEOUT):
+        before, snapshots = await region_history(request.app.state.pool, region.code, start,
+                                                 end)
+    return history_answer(region, step, start, end,
+                          history_points(snapshots, before, start, end, step))
 
 
 @router.get("/v1/coverage/regions", tags=["coverage"], response_model_exclude_unset=True)
@@ -193,27 +245,45 @@ async def import_targets(request: Request, _: Admin, live: Live) -> ImportResult
     "/v1/coverage/stream", tags=["coverage"], response_class=EventSourceResponse,
     responses={200: {"description": "text/event-stream: one `snapshot` event "
                      "(`{\"items\": [<region coverage>]}`), then a `counters` event "
-                     "(`<region coverage>`) per changed region, at most every ~250 ms per "
-                     "region; a comment line every 15 s",
-                     "content": {"text/event-stream": {}}}},
+                     "(`<region coverage>`) per changed region, at most every 500 ms per "
+                     "region (UCJ_STREAM_COALESCE_SECONDS); a comment line every 15 s. Every "
+                     "event has an `id`; reconnecting with `Last-Event-ID` makes the snapshot "
+                     "hold only the regions changed since (all of them for an id this process "
+                     "did not give)",
+                     "content": {"text/event-stream": {}}},
+               429: {"description": "too many open streams from this client address; "
+                     "Retry-After says when to ask again"}},
 )
 async def stream(
-    live: Live, settings: ApiSettings,
+    request: Request, live: Live, settings: ApiSettings,
     regions: Annotated[str | None, Query(
         description="comma-separated region codes, e.g. ID,12,12.75")] = None,
     parent: Annotated[str | None, Query(
         description="a region whose children (and its own lineage) to follow")] = None,
+    region: Annotated[str | None, Query(
+        description="a region to follow with its descendants `depth` levels down")] = None,
+    depth: Annotated[int | None, Query(
+        description="with `region`: 0 the region alone, 1 (default) and its children, 2 "
+        "and its grandchildren too, … up to 4")] = None,
 ) -> EventSourceResponse:
-    """Server-Sent Events of counter changes. Without `regions` or `parent`: the nation,
-    the provinces and the regencies."""
-    snapshot, wants = stream_selection(live, regions, parent)
+    """Server-Sent Events of counter changes. Without `regions`, `parent` or `region`: the
+    nation, the provinces and the regencies. The `Last-Event-ID` header (a browser sends it
+    when it reconnects) resumes: the snapshot then holds only the regions changed since."""
+    snapshot, wants = stream_selection(live, regions, parent, region, depth)
     if live.hub.closed:
         raise Problem(503, "Service unavailable", "the service is shutting down")
     if len(live.hub) >= settings.stream_max_clients:
         raise Problem(503, "Service unavailable", "too many open streams; try again later")
+    client = request.client.host if request.client else "unknown"
+    if live.hub.open_for(client) >= settings.stream_max_per_client:
+        raise Problem(429, "Too many requests", (
+            f"this address has {settings.stream_max_per_client} streams open, the most it may: "
+            "close one, or try again after Retry-After seconds"),
+            retry_after=RETRY_AFTER_SECONDS)
     return region_stream(live, snapshot, wants,
                          heartbeat_seconds=settings.stream_heartbeat_seconds,
-                         coalesce_seconds=settings.stream_coalesce_seconds)
+                         coalesce_seconds=settings.stream_coalesce_seconds,
+                         client=client, last_event_id=request.headers.get("last-event-id"))
 
 
 @router.get("/v1/admin/reconcile", tags=["admin"])
@@ -230,17 +300,23 @@ async def dashboard() -> HTMLResponse:
     return HTMLResponse(DASHBOARD.read_bytes(), headers={"Cache-Control": "no-cache"})
 
 
-def create_app(settings: CoverageApiSettings) -> FastAPI:
+def create_app(settings: CoverageApiSettings, *,
+               snapshot_every: float | None = None) -> FastAPI:
+    """`snapshot_every`: seconds between snapshots of the counters (default: the setting
+    UCJ_SNAPSHOT_EVERY_SECONDS; tests use fractions)."""
+    every = snapshot_every or settings.snapshot_every_seconds
     live = LiveCoverage()  # loads the region list now, not on the first request
 
     @asynccontextmanager
     async def setup(app: FastAPI) -> AsyncIterator[None]:
         live.today = app.state.clock.today  # the year of the figures and targets shown
-        async with live.following(app.state.pool):  # ready once the counters are read
+        async with live.following(app.state.pool), \
+                live.snapshotting(app.state.pool, app.state.clock.now, every):
             yield
 
     app = service_app("UCJ Live — coverage", settings=settings,
-                      migrations=settings.migrations_dir, routers=[router], setup=setup)
+                      migrations=settings.migrations_dir, routers=[router, reports.router],
+                      setup=setup)
     app.description = DESCRIPTION
     app.state.coverage = live
     app.state.settings = settings

@@ -9,13 +9,15 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 import asyncpg
 
 from services.coverage.change_hub import ChangeHub
 from services.coverage.counters_feed import CountersFollower, TargetCache, WorkforceCache
 from services.coverage.counters_view import RegionCountersView
+from services.coverage.forecast import Pace, forecast_of
 from services.coverage.region_coverage import (
     WorkforceFigure,
     coverage_of,
@@ -24,8 +26,11 @@ from services.coverage.region_coverage import (
     workforce_for,
 )
 from services.coverage.schemas import RegionCoverage
+from services.coverage.snapshots import RegionState, Snapshotter, StateAsOf
 from shared.problems import Problem
 from shared.regions import Level, Region, RegionDirectory, directory, level_of
+
+STATES_CHUNK = 200  # regions between two yields of a snapshot run (a few ms of work)
 
 
 class LiveCoverage:
@@ -42,6 +47,40 @@ class LiveCoverage:
         # once it runs (create_app), so tests can move it.
         self.today: Callable[[], date] = date.today
         self._level_lists: dict[Level, list[Region]] = {}
+        # Each region's net growth of active workers per day, read from the snapshots after
+        # each run (snapshots.py): a read only dates it.
+        self.paces: dict[str, Pace] = {}
+
+    @asynccontextmanager
+    async def snapshotting(self, pool: asyncpg.Pool, now: Callable[[], datetime],
+                           every: float) -> AsyncIterator[Snapshotter]:
+        """Snapshot the counters into the database every `every` seconds and at each WIB
+        day's end while in the block."""
+        snapshotter = Snapshotter(self.states, now, lambda: list(self.targets.figures),
+                                  self.paces.update, every=every)
+        task = asyncio.create_task(snapshotter.run(pool), name="coverage-snapshots")
+        try:
+            yield snapshotter
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def states(self, day: date, also: set[str]
+                     ) -> AsyncIterator[tuple[str, RegionState]]:
+        """Every region with counters or a workforce figure, and `also`: its counters now and
+        its workforce in the year of `day` (what a snapshot holds). Some 90,000 regions take
+        a couple of seconds: the reads are let in every STATES_CHUNK regions."""
+        known: dict[str, WorkforceFigure | None] = {}
+        codes = self.view.regions() | set(self.workforce.figures) | also
+        for i, code in enumerate(codes):
+            if i and not i % STATES_CHUNK:
+                await asyncio.sleep(0)
+            if code not in self.regions:
+                continue
+            figure = workforce_for(code, day.year, self.workforce.of, self._child_codes, known)
+            yield code, RegionState(self.view.counters(code),
+                                    figure.workforce if figure else None)
 
     @asynccontextmanager
     async def following(self, pool: asyncpg.Pool) -> AsyncIterator[None]:
@@ -83,13 +122,34 @@ class LiveCoverage:
         for r in regions:
             workforce = workforce_for(r.code, year, self.workforce.of, self._child_codes, known)
             ucj_target = target_in_force(self.targets.of(r.code) or {}, year)
-            out.append(RegionCoverage.model_validate({
-                **coverage_of(r.public(), view.counters(r.code), view.updated_at(r.code),
-                              workforce, target=target, ucj_target=ucj_target,
-                              missing_reason=ucj_missing_reason(
-                                  workforce, bool(self._child_codes(r.code)))),
-                "stale": stale}))
+            body = coverage_of(r.public(), view.counters(r.code), view.updated_at(r.code),
+                               workforce, target=target, ucj_target=ucj_target,
+                               missing_reason=ucj_missing_reason(
+                                   workforce, bool(self._child_codes(r.code))))
+            pace = self.paces.get(r.code)
+            if pace is not None and "gap_people" in body:  # a target and a history
+                body["forecast"] = _forecast(body["gap_people"], pace, self.today())
+            out.append(RegionCoverage.model_validate({**body, "stale": stale}))
         return out
+
+    def coverage_as_of(self, region: Region, day: date, state: StateAsOf,
+                       target: float | None = None) -> RegionCoverage:
+        """The region at the end of `day`, from its snapshot: the workforce figure and target
+        of that year (or `target`, from ?target=), no forecast."""
+        workforce = workforce_for(region.code, day.year, self.workforce.of, self._child_codes,
+                                  {})
+        in_force = target_in_force(self.targets.of(region.code) or {}, day.year)
+        body = coverage_of(region.public(), state.counters, state.taken_at, workforce,
+                           target=target, ucj_target=in_force,
+                           missing_reason=ucj_missing_reason(
+                               workforce, bool(self._child_codes(region.code))))
+        return RegionCoverage.model_validate({**body, "stale": False, "as_of": day})
 
     def _child_codes(self, code: str) -> list[str]:
         return [child.code for child in self.regions.children(code)]
+
+
+def _forecast(gap: int | None, pace: Pace, today: date) -> dict[str, Any]:
+    f = forecast_of(gap, pace, today)
+    return {"reaches_target_on": f.reaches_target_on, "per_day": f.per_day,
+            "basis_days": f.basis_days, "reason": f.reason}

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from services.coverage.forecast import ForecastReason
 from services.coverage.region_coverage import CHILDREN_INCOMPLETE, NO_WORKFORCE, Band
 from shared.regions import Level
 from shared.text import refuse_controls
@@ -106,6 +107,19 @@ class ProgrammeClaims(BaseModel):
     benefit_paid: int = Field(description="the benefits of the approved claims, rupiah")
 
 
+class Forecast(BaseModel):
+    """When the region reaches its target at the pace of its last 90 days."""
+
+    reaches_target_on: date | None = Field(description=(
+        "today + ceil(gap_people / per_day); null unless `reason` is at_this_pace or reached"))
+    per_day: float = Field(description="net growth of active workers per day (new active − "
+                           "lost active), over `basis_days`")
+    basis_days: int = Field(description="the days measured: 90, or fewer for a shorter history")
+    reason: ForecastReason = Field(description=(
+        "`reached` (no gap), `at_this_pace`, `not_at_this_pace` (no growth), "
+        "`not_enough_history` (no snapshot before today), `no_workforce` (no gap to close)"))
+
+
 class RegionCoverage(BaseModel):
     region: RegionOut
     workforce: int | None
@@ -143,6 +157,40 @@ class RegionCoverage(BaseModel):
     gap_to_target: int | None = Field(
         default=None, description="only when ?target= is given: max(0, ceil(target × workforce)"
         " − active); null without workforce")
+    forecast: Forecast | None = Field(
+        default=None, description="with a target and a history of snapshots: when the region "
+        "reaches it at the pace of its last 90 days; absent otherwise (and under ?as_of=)")
+    as_of: date | None = Field(
+        default=None, description="only under ?as_of=: the day whose end the answer shows, from "
+        "the last snapshot up to then (`updated_at` is that snapshot's time; null when the "
+        "region had no counters yet)")
+
+
+class HistoryPointOut(BaseModel):
+    period: date = Field(description="the first day of the day, week (Monday) or month")
+    period_end: date = Field(description="its last day, or `to` when the range ends in it")
+    taken_at: str = Field(description="the time of the snapshot shown: the last one up to the "
+                          "period's end (a region is snapshotted only when it changes)")
+    registered: int
+    active: int
+    inactive: int
+    terminated: int
+    workforce: int | None
+    ucj: float | None = Field(description="active / workforce, 6 decimals")
+    net_growth: int | None = Field(description=(
+        "new active − lost active since the previous point (or the last snapshot before "
+        "`from`); null when there is none"))
+
+
+class RegionHistory(BaseModel):
+    region: RegionOut
+    step: str
+    from_: date = Field(alias="from", serialization_alias="from")
+    to: date = Field(description="the last day answered: `to`, or today when it is later")
+    points: list[HistoryPointOut] = Field(description=(
+        "one per period that has a snapshot up to its end, oldest first"))
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class RegionCoverageList(BaseModel):

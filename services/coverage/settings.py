@@ -13,13 +13,22 @@ class CoverageApiSettings(ServiceSettings):
     port: int = Field(default=8004, validation_alias=AliasChoices("UCJ_PORT"))
     migrations_dir: Path = Path(__file__).parent / "migrations"
     # Server-Sent Events: a comment every heartbeat keeps proxies from closing an idle stream;
-    # each region is sent at most once per coalesce interval however often it changes.
+    # each region is sent at most once per coalesce interval however often it changes (0.5 s:
+    # at most 2 messages a second per region and client).
     stream_heartbeat_seconds: float = Field(
         default=15.0, gt=0, validation_alias=AliasChoices("UCJ_STREAM_HEARTBEAT_SECONDS"))
     stream_coalesce_seconds: float = Field(
-        default=0.25, ge=0, validation_alias=AliasChoices("UCJ_STREAM_COALESCE_SECONDS"))
+        default=0.5, ge=0, validation_alias=AliasChoices("UCJ_STREAM_COALESCE_SECONDS"))
+    # How often the counters of the regions that changed are snapshotted (history, as_of,
+    # forecast); also at each day's end.
+    snapshot_every_seconds: float = Field(
+        default=3600.0, gt=0, validation_alias=AliasChoices("UCJ_SNAPSHOT_EVERY_SECONDS"))
     stream_max_clients: int = Field(
         default=500, ge=1, validation_alias=AliasChoices("UCJ_STREAM_MAX_CLIENTS"))
+    # Open streams per client address (a 429 with Retry-After past it): a dashboard holds one
+    # per tab, so this leaves room for an office behind one address, not for a runaway script.
+    stream_max_per_client: int = Field(
+        default=20, ge=1, validation_alias=AliasChoices("UCJ_STREAM_MAX_PER_CLIENT"))
 
 
 class WorkerSettings(CommonSettings):

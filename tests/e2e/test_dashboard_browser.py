@@ -151,6 +151,11 @@ def test_the_dashboard_follows_a_payment_live_drills_to_a_village_and_fits_a_pho
     else:
         assert not page.is_visible("#s-goal")
     page.screenshot(path=str(ARTIFACTS / "dashboard-1400.png"), full_page=True)
+    for link, media in (("#s-report-csv", "text/csv"), ("#s-report-xlsx", "spreadsheetml")):
+        href = page.get_attribute(link, "href")  # the half-year report, one click away
+        assert href and "/v1/coverage/regions/12.75/report" in href, href
+        report = httpx.get(base + href, timeout=30)
+        assert report.status_code == 200 and media in report.headers["content-type"], href
     page.goto(f"{base}/")
     shown(page, "ID")
     page.screenshot(path=str(ARTIFACTS / "dashboard-1400-national.png"), full_page=True)

@@ -322,14 +322,16 @@ def test_a_stream_refuses_unknown_regions(context):
 class StreamClient:
     """One GET on the app as a server would make it, reading the body as it arrives."""
 
-    def __init__(self, app, path: str, query: str = ""):
+    def __init__(self, app, path: str, query: str = "", *,
+                 headers: dict[str, str] | None = None, client: str = "127.0.0.1"):
         self.chunks: asyncio.Queue[dict] = asyncio.Queue()
         self.gone = asyncio.Event()
+        sent = [(b"host", b"test")] + [(k.lower().encode(), v.encode())
+                                       for k, v in (headers or {}).items()]
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
                  "http_version": "1.1", "method": "GET", "scheme": "http", "path": path,
                  "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
-                 "headers": [(b"host", b"test")], "client": ("127.0.0.1", 50000),
-                 "server": ("test", 80)}
+                 "headers": sent, "client": (client, 50000), "server": ("test", 80)}
         self.task = asyncio.create_task(app(scope, self._receive, self.chunks.put))
         self.start: dict | None = None
         self._text = ""
