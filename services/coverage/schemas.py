@@ -6,14 +6,30 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from services.coverage.forecast import ForecastReason
 from services.coverage.region_coverage import CHILDREN_INCOMPLETE, NO_WORKFORCE, Band
 from shared.regions import Level
 from shared.text import refuse_controls
 from shared.vocabulary import PROGRAMS, SEGMENTS, Program
+
+
+def _no_controls(source: object) -> object:
+    # Before the type's checks and strip() (which would drop some): shared/text.py.
+    return refuse_controls(source) if isinstance(source, str) else source
+
+
+def _named(source: str) -> str:
+    if not source.strip():
+        raise ValueError("must name the source (a survey, a plan)")
+    return source.strip()
+
+
+# Where a figure or a target comes from: printable text, stripped, not blank.
+Source = Annotated[str, BeforeValidator(_no_controls), AfterValidator(_named)]
 
 MAX_WORKFORCE = 300_000_000
 TARGET_YEARS = (2000, 2100)
@@ -28,7 +44,7 @@ class WorkforceIn(BaseModel):
 
     workforce: int = Field(gt=0, le=MAX_WORKFORCE, description="working population, people")
     year: int = Field(description="survey year, 2000 to next year")
-    source: str = Field(min_length=1, max_length=200, description="e.g. BPS Sakernas")
+    source: Source = Field(min_length=1, max_length=200, description="e.g. BPS Sakernas")
 
     @field_validator("year")
     @classmethod
@@ -38,18 +54,6 @@ class WorkforceIn(BaseModel):
             raise ValueError(f"must be between 2000 and {latest}")
         return year
 
-    @field_validator("source", mode="before")
-    @classmethod
-    def _no_control_characters(cls, source: object) -> object:
-        # Before the type's checks and strip() (which would drop some): shared/text.py.
-        return refuse_controls(source) if isinstance(source, str) else source
-
-    @field_validator("source")
-    @classmethod
-    def _named_source(cls, source: str) -> str:
-        if not source.strip():
-            raise ValueError("must name the source of the figure")
-        return source.strip()
 
 
 class TargetIn(BaseModel):
@@ -61,7 +65,7 @@ class TargetIn(BaseModel):
     year: int = Field(ge=TARGET_YEARS[0], le=TARGET_YEARS[1], description="the plan's year")
     ucj_target: float = Field(ge=0, le=100, allow_inf_nan=False,
                               description="percent of the workforce actively covered, 0 to 100")
-    source: str = Field(min_length=1, max_length=200, description="e.g. RPJMN 2025-2029")
+    source: Source = Field(min_length=1, max_length=200, description="e.g. RPJMN 2025-2029")
 
     @field_validator("ucj_target")
     @classmethod
@@ -71,17 +75,6 @@ class TargetIn(BaseModel):
             raise ValueError(f"at most {TARGET_DECIMALS} decimals")
         return value
 
-    @field_validator("source", mode="before")
-    @classmethod
-    def _no_control_characters(cls, source: object) -> object:
-        return refuse_controls(source) if isinstance(source, str) else source
-
-    @field_validator("source")
-    @classmethod
-    def _named_source(cls, source: str) -> str:
-        if not source.strip():
-            raise ValueError("must name the source of the target")
-        return source.strip()
 
     def percent(self) -> Decimal:
         return Decimal(str(self.ucj_target))

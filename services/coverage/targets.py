@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from services.coverage.region_coverage import UcjTarget
+from services.coverage.workforce import rows_changed_since
 
 _COLUMNS = "region_code, ucj_target, year, source"
 _UPSERT = f"""INSERT INTO ucj_targets (region_code, ucj_target, year, source)
@@ -16,7 +17,6 @@ _UPSERT = f"""INSERT INTO ucj_targets (region_code, ucj_target, year, source)
                  SET ucj_target = EXCLUDED.ucj_target, source = EXCLUDED.source,
                      updated_at = now()
               RETURNING {_COLUMNS}"""
-_LATE_COMMIT = "60 seconds"  # as in workforce.py
 
 
 def _target(row: asyncpg.Record) -> UcjTarget:
@@ -39,11 +39,5 @@ async def record_target_rows(pool: asyncpg.Pool, rows: Sequence[tuple[str, UcjTa
 async def targets_changed_since(conn: asyncpg.Connection, since: datetime | None
                                 ) -> tuple[list[tuple[str, UcjTarget]], datetime | None]:
     """Targets written since `since` (all when None), and the newest write time seen."""
-    if since is None:
-        rows = await conn.fetch(f"SELECT {_COLUMNS}, updated_at FROM ucj_targets")
-    else:
-        rows = await conn.fetch(
-            f"SELECT {_COLUMNS}, updated_at FROM ucj_targets"
-            f" WHERE updated_at > $1::timestamptz - interval '{_LATE_COMMIT}'", since)
-    newest = max((r["updated_at"] for r in rows), default=since)
+    rows, newest = await rows_changed_since(conn, "ucj_targets", _COLUMNS, since)
     return [(r["region_code"], _target(r)) for r in rows], newest

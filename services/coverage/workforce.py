@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -46,11 +47,18 @@ _LATE_COMMIT = "60 seconds"
 async def workforce_changed_since(conn: asyncpg.Connection, since: datetime | None
                                   ) -> tuple[list[tuple[str, WorkforceFigure]], datetime | None]:
     """Figures written since `since` (all when None), and the newest write time seen."""
+    rows, newest = await rows_changed_since(conn, "workforce", _COLUMNS, since)
+    return [(r["region_code"], _figure(r)) for r in rows], newest
+
+
+async def rows_changed_since(conn: asyncpg.Connection, table: str, columns: str,
+                             since: datetime | None) -> tuple[list[Any], datetime | None]:
+    """The rows of `table` (with an updated_at) written since `since` (all when None), and the
+    newest write time seen; a commit that was late by up to _LATE_COMMIT is read again."""
     if since is None:
-        rows = await conn.fetch(f"SELECT {_COLUMNS}, updated_at FROM workforce")
+        rows = await conn.fetch(f"SELECT {columns}, updated_at FROM {table}")
     else:
         rows = await conn.fetch(
-            f"SELECT {_COLUMNS}, updated_at FROM workforce"
+            f"SELECT {columns}, updated_at FROM {table}"
             f" WHERE updated_at > $1::timestamptz - interval '{_LATE_COMMIT}'", since)
-    newest = max((r["updated_at"] for r in rows), default=since)
-    return [(r["region_code"], _figure(r)) for r in rows], newest
+    return rows, max((r["updated_at"] for r in rows), default=since)

@@ -116,3 +116,32 @@ async def contributions_calendar(conn, today, topic: str = "t.memberships") -> t
     from services.contributions import handlers, store
 
     return await handlers.settle_due_members(store.PgContributionsUnit(conn, topic), today)
+
+
+async def until_ready(client, seconds: float = 10.0) -> None:
+    """Until GET /healthz answers 200; a clear failure if it never does within `seconds`
+    (the tests would otherwise run against an API that is not following its counters)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        response = await client.get("/healthz")
+        if response.status_code == 200:
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            pytest.fail(f"the coverage API never became ready: GET /healthz still answered "
+                        f"{response.status_code} after {seconds:.0f}s: {response.text}",
+                        pytrace=False)
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def coverage(infra, prefix):
+    """The coverage API in-process on a database of its own, ready: (client, settings)."""
+    from services.coverage.api import create_app as coverage_app
+    from services.coverage.settings import CoverageApiSettings
+
+    settings = CoverageApiSettings(DATABASE_URL=infra.new_database("coverage"),
+                                   KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
+                                   UCJ_TOPIC_PREFIX=prefix, UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
+    async for client in asgi_client(coverage_app(settings)):
+        await until_ready(client)
+        yield client, settings

@@ -8,37 +8,9 @@ import asyncpg
 import orjson
 import pytest
 
-from services.coverage.api import create_app
-from services.coverage.settings import CoverageApiSettings
 from shared.regions import directory
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def coverage(infra, prefix):
-    settings = CoverageApiSettings(DATABASE_URL=infra.new_database("coverage"),
-                                   KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                   UCJ_TOPIC_PREFIX=prefix, UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    async for client in asgi_client(create_app(settings)):
-        await until_ready(client)
-        yield client, settings
-
-
-async def until_ready(client, seconds: float = 10.0) -> None:
-    """Until GET /healthz answers 200; a clear failure if it never does within `seconds`
-    (the tests would otherwise run against an API that is not following its counters)."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        response = await client.get("/healthz")
-        if response.status_code == 200:
-            return
-        if asyncio.get_running_loop().time() >= deadline:
-            pytest.fail(f"the coverage API never became ready: GET /healthz still answered "
-                        f"{response.status_code} after {seconds:.0f}s: {response.text}",
-                        pytrace=False)
-        await asyncio.sleep(0.1)
 
 
 async def publish(settings, partition: int, regency: str, counters: dict) -> None:

@@ -4,34 +4,15 @@ the levels into every region answer's `claims`, one entry per programme."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from services.coverage.api import create_app
-from services.coverage.settings import CoverageApiSettings
-from tests.integration.conftest import AUTH, BOOTSTRAP_KEY, asgi_client
+from tests.integration.conftest import AUTH
 from tests.integration.test_coverage_api import eventually, publish
 
 pytestmark = pytest.mark.integration
 
 PROGRAMS = ["JKK", "JKM", "JHT", "JP", "JKP"]
 NONE = {"submitted": 0, "approved": 0, "rejected": 0, "benefit_paid": 0}
-
-
-@pytest.fixture
-async def coverage(infra, prefix):
-    settings = CoverageApiSettings(DATABASE_URL=infra.new_database("coverage"),
-                                   KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                   UCJ_TOPIC_PREFIX=prefix, UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    async for client in asgi_client(create_app(settings)):
-        for _ in range(100):
-            if (await client.get("/healthz")).status_code == 200:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            pytest.fail("the coverage API never became ready", pytrace=False)
-        yield client, settings
 
 
 async def test_a_region_without_claims_shows_every_programme_at_zero(coverage):

@@ -14,8 +14,8 @@ import pytest
 from services.coverage.api import create_app
 from services.coverage.settings import CoverageApiSettings
 from shared.clock import WIB
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
-from tests.integration.test_coverage_api import eventually, publish, until_ready
+from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, until_ready
+from tests.integration.test_coverage_api import eventually, publish
 
 pytestmark = pytest.mark.integration
 

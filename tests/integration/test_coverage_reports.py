@@ -13,30 +13,15 @@ import orjson
 import pytest
 
 from services.coverage import reports
-from services.coverage.api import create_app
-from services.coverage.settings import CoverageApiSettings
 from shared.clock import WIB
 from shared.regions import directory
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
-from tests.integration.test_coverage_api import eventually, publish, until_ready
+from tests.integration.test_coverage_api import eventually, publish
 
 pytestmark = pytest.mark.integration
 
 TODAY = date.today()
 PERIOD = f"{TODAY.year}-H{1 if TODAY.month <= 6 else 2}"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-@pytest.fixture
-async def coverage(infra, prefix):
-    settings = CoverageApiSettings(DATABASE_URL=infra.new_database("coverage"),
-                                   KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                   UCJ_TOPIC_PREFIX=prefix, UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    app = create_app(settings)
-    app.include_router(reports.router)
-    async for client in asgi_client(app):
-        await until_ready(client)
-        yield client, settings
 
 
 async def binjai_with_figures(client, settings, auth) -> None:

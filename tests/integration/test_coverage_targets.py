@@ -8,26 +8,13 @@ from datetime import date
 import asyncpg
 import pytest
 
-from services.coverage.api import create_app
-from services.coverage.settings import CoverageApiSettings
 from shared.regions import directory
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client
-from tests.integration.test_coverage_api import eventually, publish, until_ready
+from tests.integration.test_coverage_api import eventually, publish
 
 pytestmark = pytest.mark.integration
 
 YEAR = date.today().year
 CSV = {"content-type": "text/csv"}
-
-
-@pytest.fixture
-async def coverage(infra, prefix):
-    settings = CoverageApiSettings(DATABASE_URL=infra.new_database("coverage"),
-                                   KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                   UCJ_TOPIC_PREFIX=prefix, UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    async for client in asgi_client(create_app(settings)):
-        await until_ready(client)
-        yield client, settings
 
 
 async def rows_of(settings, table: str) -> int:
