@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
@@ -133,7 +133,8 @@ async def region_history_route(
                           history_points(snapshots, before, start, end, step))
 
 
-@router.get("/v1/coverage/regions", tags=["coverage"], response_model_exclude_unset=True)
+@router.get("/v1/coverage/regions", tags=["coverage"], response_model=RegionCoverageList,
+            response_model_exclude_unset=True)
 async def regions_coverage(
     live: Live,
     level: Annotated[Level, Query(description="the level of the regions listed")],
@@ -147,14 +148,19 @@ async def regions_coverage(
     limit: Annotated[int | None, Query(ge=1, le=10_000, description=(
         "at most this many regions, with `next_cursor` for the rest; all when absent"))] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> RegionCoverageList:
+) -> Response:
     """The coverage of every region of a level (under a parent), sorted (`sort=ucj&order=asc`:
     lowest UCJ first; `sort=gap_people&order=desc`: largest gap first), paged with `limit`."""
-    items, next_cursor = page(live.coverage(listed_regions(live, level, parent), target),
-                              sort, order, limit, cursor)
-    if limit is None:
-        return RegionCoverageList(items=items)
-    return RegionCoverageList(items=items, next_cursor=next_cursor)
+    regions = listed_regions(live, level, parent)  # bad parameters refused first
+
+    def build() -> bytes:
+        items, next_cursor = page(live.coverage(regions, target), sort, order, limit, cursor)
+        answer = (RegionCoverageList(items=items) if limit is None else
+                  RegionCoverageList(items=items, next_cursor=next_cursor))
+        return answer.model_dump_json(exclude_unset=True).encode()
+
+    return Response(live.remembered((level, parent, target, sort, order, limit, cursor), build),
+                    media_type="application/json")
 
 
 @router.put(

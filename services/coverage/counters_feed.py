@@ -38,9 +38,11 @@ class YearlyCache(Generic[F]):
     def __init__(self) -> None:
         self.figures: dict[str, dict[int, F]] = {}
         self.since: datetime | None = None
+        self.generation = 0  # moves with every put
 
     def put(self, code: str, figure: F) -> None:
         self.figures.setdefault(code, {})[figure.year] = figure
+        self.generation += 1
 
     def of(self, code: str) -> dict[int, F] | None:
         return self.figures.get(code)

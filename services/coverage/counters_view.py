@@ -38,11 +38,13 @@ class RegionCountersView:
         self._updated: dict[str, datetime] = {}
         self._changed: set[str] = set()
         self.unknown_villages = 0
+        self.generation = 0  # moves with every apply: answers built before are out of date
 
     def apply(self, cells: Iterable[CounterCell], moment: datetime | None = None) -> None:
         """Take the new absolute values of these cells. A cell of a code that is not a village
         is skipped (and counted in `unknown_villages`): it cannot be placed in any region."""
         moment = moment or datetime.now(UTC)
+        self.generation += 1
         for cell in cells:
             if not self._regions.is_village(cell.village):
                 self.unknown_villages += 1

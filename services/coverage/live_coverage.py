@@ -30,6 +30,7 @@ from services.coverage.snapshots import RegionState, Snapshotter, StateAsOf
 from shared.problems import Problem
 from shared.regions import Level, Region, RegionDirectory, directory, level_of
 
+MAX_REMEMBERED = 256
 STATES_CHUNK = 200  # regions between two yields of a snapshot run (a few ms of work)
 
 
@@ -50,6 +51,11 @@ class LiveCoverage:
         # Each region's net growth of active workers per day, read from the snapshots after
         # each run (snapshots.py): a read only dates it.
         self.paces: dict[str, Pace] = {}
+        self._paces_generation = 0
+        # Lists as last answered (JSON), by request and the state they were built from: the
+        # list of 514 regencies costs tens of ms to build and is asked for far more often
+        # than the counters move.
+        self._answers: dict[tuple[Any, ...], bytes] = {}
 
     @asynccontextmanager
     async def snapshotting(self, pool: asyncpg.Pool, now: Callable[[], datetime],
@@ -57,7 +63,7 @@ class LiveCoverage:
         """Snapshot the counters into the database every `every` seconds and at each WIB
         day's end while in the block."""
         snapshotter = Snapshotter(self.states, now, lambda: list(self.targets.figures),
-                                  self.paces.update, every=every)
+                                  self._take_paces, every=every)
         task = asyncio.create_task(snapshotter.run(pool), name="coverage-snapshots")
         try:
             yield snapshotter
@@ -65,6 +71,25 @@ class LiveCoverage:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _take_paces(self, paces: dict[str, Pace]) -> None:
+        self.paces.update(paces)
+        self._paces_generation += 1
+
+    def state_key(self) -> tuple[Any, ...]:
+        """What every answer is built from: it moves whenever an answer could change."""
+        return (self.view.generation, self.workforce.generation, self.targets.generation,
+                self._paces_generation, self.feed.stale, self.today())
+
+    def remembered(self, request: tuple[Any, ...], build: Callable[[], bytes]) -> bytes:
+        """The answer to `request` in the current state: built once, then served as is."""
+        key = (request, self.state_key())
+        answer = self._answers.get(key)
+        if answer is None:
+            if len(self._answers) >= MAX_REMEMBERED:
+                self._answers.clear()  # older states' answers: none is served again
+            answer = self._answers[key] = build()
+        return answer
 
     async def states(self, day: date, also: set[str]
                      ) -> AsyncIterator[tuple[str, RegionState]]:
