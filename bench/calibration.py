@@ -7,7 +7,13 @@ own, measured just before the run; a run with a slow calibration ran on a slow m
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time
+from collections.abc import Coroutine
+from typing import Any
+
+import orjson
 
 LOOP = 10_000_000
 
@@ -19,3 +25,16 @@ def calibration_s() -> float:
     for i in range(LOOP):
         total += i * i
     return round(time.perf_counter() - started, 3)
+
+
+def run_and_print(main: Coroutine[Any, Any, Any]) -> None:
+    """Run a bench's coroutine (on uvloop when installed) and print its summary as the last
+    line, JSON."""
+    try:
+        import uvloop
+    except ImportError:
+        summary = asyncio.run(main)
+    else:
+        summary = uvloop.run(main)
+    print(orjson.dumps(summary).decode())
+    sys.stdout.flush()

@@ -42,7 +42,6 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import random
-import sys
 import time
 from collections import Counter
 from typing import Any
@@ -50,7 +49,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench.calibration import calibration_s
+from bench.calibration import calibration_s, run_and_print
 from bench.contributions import register_all, wait_consumers_caught_up, wait_learnt
 from bench.registrations import (
     check_local,
@@ -478,15 +477,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        summary = asyncio.run(main_async(args))
-    else:
-        summary = uvloop.run(main_async(args))
-    print(orjson.dumps(summary).decode())
-    sys.stdout.flush()
+    run_and_print(main_async(parse_args(argv)))
 
 
 if __name__ == "__main__":

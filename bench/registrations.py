@@ -24,7 +24,6 @@ import asyncio
 import csv
 import math
 import random
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-from bench.calibration import calibration_s
+from bench.calibration import calibration_s, run_and_print
 
 REPO = Path(__file__).resolve().parent.parent
 VILLAGES_CSV = REPO / "shared" / "data" / "regions" / "villages.csv"
@@ -432,15 +431,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        summary = asyncio.run(main_async(args))
-    else:
-        summary = uvloop.run(main_async(args))
-    print(orjson.dumps(summary).decode())
-    sys.stdout.flush()
+    run_and_print(main_async(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -41,8 +41,7 @@ from services.coverage.schemas import (
 from services.coverage.self_check import check_served_counters
 from services.coverage.settings import CoverageApiSettings
 from services.coverage.snapshots import region_history, state_as_of
-from services.coverage.targets import record_target, record_target_rows
-from services.coverage.workforce import record_workforce, record_workforce_rows
+from services.coverage.yearly_figures import TARGETS, WORKFORCE
 from shared.auth import Caller, require
 from shared.problems import Problem, parsed, read_body, read_json
 from shared.regions import Level
@@ -173,7 +172,7 @@ async def put_workforce(code: str, request: Request, _: WorkforceWriter,
     """Set a region's working population (the UCJ denominator); needs `workforce:write`."""
     region = live.known_region(code)
     body = parsed(WorkforceIn, await read_json(request, max_bytes=MAX_WORKFORCE_BODY))
-    figure = await record_workforce(request.app.state.pool, region.code,
+    figure = await WORKFORCE.record(request.app.state.pool, region.code,
                                     WorkforceFigure(body.workforce, body.year, body.source))
     live.workforce.put(region.code, figure)
     log.info("workforce of %s set to %d (%d)", region.code, figure.workforce, figure.year)
@@ -195,7 +194,7 @@ async def import_workforce(request: Request, _: WorkforceWriter, live: Live) -> 
     all are written in one transaction, or none and a 422 lists each bad row (row 1 is the
     header)."""
     rows = workforce_rows(await read_csv(request), live.regions)
-    await record_workforce_rows(request.app.state.pool, rows)
+    await WORKFORCE.record_rows(request.app.state.pool, rows)
     for code, figure in rows:
         live.workforce.put(code, figure)
     log.info("workforce imported: %d figures", len(rows))
@@ -218,7 +217,7 @@ async def put_target(code: str, request: Request, _: Admin, live: Live) -> Targe
     is kept; coverage answers show the current year's, else the latest earlier one."""
     region = live.known_region(code)
     body = parsed(TargetIn, await read_json(request, max_bytes=MAX_WORKFORCE_BODY))
-    target = await record_target(request.app.state.pool, region.code,
+    target = await TARGETS.record(request.app.state.pool, region.code,
                                  UcjTarget(body.percent(), body.year, body.source))
     live.targets.put(region.code, target)
     log.info("UCJ target of %s for %d set to %s%%", region.code, target.year, target.ucj_target)
@@ -239,7 +238,7 @@ async def import_targets(request: Request, _: Admin, live: Live) -> ImportResult
     (percent; needs `coverage:admin`): all rows checked, then all written in one transaction,
     or none and a 422 lists each bad row (row 1 is the header)."""
     rows = target_rows(await read_csv(request), live.regions)
-    await record_target_rows(request.app.state.pool, rows)
+    await TARGETS.record_rows(request.app.state.pool, rows)
     for code, target in rows:
         live.targets.put(code, target)
     log.info("UCJ targets imported: %d", len(rows))

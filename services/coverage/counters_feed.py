@@ -22,8 +22,7 @@ from services.coverage.change_hub import ChangeHub
 from services.coverage.counters_view import RegionCountersView
 from services.coverage.counting_store import counter_changes
 from services.coverage.region_coverage import UcjTarget, WorkforceFigure
-from services.coverage.targets import targets_changed_since
-from services.coverage.workforce import workforce_changed_since
+from services.coverage.yearly_figures import TARGETS, WORKFORCE
 from shared.problems import dependency_away, describe_away
 
 log = logging.getLogger("ucj.coverage.feed")
@@ -66,7 +65,7 @@ class CountersFollower:
         self.workforce = workforce
         self.targets = targets if targets is not None else TargetCache()
         # Workforce figures and targets change rarely, and a write re-reads the last minute's
-        # rows (workforce.py): after an import of thousands, read them once a second, not at
+        # rows (yearly_figures.py): after an import of thousands, read them once a second, not at
         # every poll. This replica's own writes go straight into its caches.
         self.figures_interval = figures_interval
         self._figures_read_at: float | None = None
@@ -123,8 +122,8 @@ class CountersFollower:
             figures_due = (self._figures_read_at is None
                            or time.monotonic() - self._figures_read_at >= self.figures_interval)
             if figures_due:
-                figures, since = await workforce_changed_since(conn, self.workforce.since)
-                targets, targets_since = await targets_changed_since(conn, self.targets.since)
+                figures, since = await WORKFORCE.changed_since(conn, self.workforce.since)
+                targets, targets_since = await TARGETS.changed_since(conn, self.targets.since)
         if cells:
             self.view.apply(cells, datetime.now(UTC))
         self.versions = versions

@@ -97,6 +97,31 @@ async def registration(infra, bare_prefix):
             await conn.close()
 
 
+@pytest.fixture
+async def contributions(infra, bare_prefix):
+    """The contributions service in-process on a database of its own, its calendar on
+    20 November 2026 (WIB): (client, connection)."""
+    from datetime import datetime
+
+    import asyncpg
+
+    from services.contributions.api import create_app as contributions_app
+    from services.contributions.settings import ContributionsSettings
+    from shared.clock import WIB, FixedClock
+
+    url = infra.new_database("contributions")
+    settings = ContributionsSettings(DATABASE_URL=url, UCJ_TOPIC_PREFIX=bare_prefix,
+                                     KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
+                                     UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
+    clock = FixedClock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
+    async for client in asgi_client(contributions_app(settings, clock=clock)):
+        conn = await asyncpg.connect(url)
+        try:
+            yield client, conn
+        finally:
+            await conn.close()
+
+
 async def registered_rows(conn) -> tuple[int, int]:
     """(participants, outbox rows) in a registration database."""
     return (await conn.fetchval("SELECT count(*) FROM participants"),

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, datetime
+from datetime import date
 
-import asyncpg
 import httpx
 import orjson
 import pytest
 
-from services.contributions.api import create_app as contributions_app
-from services.contributions.settings import ContributionsSettings
-from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, make_envelope
 from tests.integration.conftest import (
-    BOOTSTRAP_KEY,
-    asgi_client,
     contributions_learn,
     registered_rows,
 )
@@ -120,21 +114,6 @@ async def test_one_nik_raced_by_twenty_registrations_registers_once(registration
 
 
 # --- contributions: payment_ref ---------------------------------------------------------------
-
-
-@pytest.fixture
-async def contributions(infra, bare_prefix):
-    url = infra.new_database("contributions")
-    settings = ContributionsSettings(DATABASE_URL=url, UCJ_TOPIC_PREFIX=bare_prefix,
-                                     KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                     UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    clock = FixedClock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
-    async for client in asgi_client(contributions_app(settings, clock=clock)):
-        conn = await asyncpg.connect(url)
-        try:
-            yield client, conn
-        finally:
-            await conn.close()
 
 
 async def members(conn, n: int) -> list[uuid.UUID]:

@@ -7,16 +7,13 @@ refuses NUL in text): a 422 problem that names the field, before anything is wri
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 
 import asyncpg
 import pytest
 
-from services.contributions.api import create_app as contributions_app
-from services.contributions.settings import ContributionsSettings
 from services.coverage.api import create_app as coverage_app
 from services.coverage.settings import CoverageApiSettings
-from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, make_envelope
 from shared.text import CONTROL_CHARACTERS
 from tests.integration.conftest import (
@@ -133,28 +130,18 @@ async def test_a_patch_with_a_control_character_is_422_and_changes_nothing(regis
 
 
 @pytest.fixture
-async def contributions(infra, bare_prefix):
-    url = infra.new_database("contributions")
-    settings = ContributionsSettings(DATABASE_URL=url, UCJ_TOPIC_PREFIX=bare_prefix,
-                                     KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                     UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    clock = FixedClock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
-    async for client in asgi_client(contributions_app(settings, clock=clock)):
-        conn = await asyncpg.connect(url)
-        try:
-            pid = uuid.uuid4()
-            payload = ParticipantRegistered(
-                participant_id=pid, kpj="00000000018", region_code=BINJAI_VILLAGE,
-                segment="BPU", employer_id=None, monthly_income=1_000_000,
-                programs=["JKK", "JKM"], registered_on="2026-11-03")
-            envelope = make_envelope(payload, source="registration", subject=str(pid),
-                                     sequence=1)
-            async with conn.transaction():
-                await contributions_learn(conn, [(envelope, payload)],
-                                                                   date(2026, 11, 20))
-            yield client, conn, pid
-        finally:
-            await conn.close()
+async def member(contributions):
+    """The contributions service knowing one BPU worker: (client, connection, participant)."""
+    client, conn = contributions
+    pid = uuid.uuid4()
+    payload = ParticipantRegistered(
+        participant_id=pid, kpj="00000000018", region_code=BINJAI_VILLAGE,
+        segment="BPU", employer_id=None, monthly_income=1_000_000,
+        programs=["JKK", "JKM"], registered_on="2026-11-03")
+    envelope = make_envelope(payload, source="registration", subject=str(pid), sequence=1)
+    async with conn.transaction():
+        await contributions_learn(conn, [(envelope, payload)], date(2026, 11, 20))
+    return client, conn, pid
 
 
 def city_budget_line(pid: uuid.UUID) -> dict:
@@ -173,9 +160,9 @@ async def paid_rows(conn) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("char", HOSTILE, ids=[f"U+{ord(c):04X}" for c in HOSTILE])
-async def test_control_characters_in_any_payment_field_are_422_naming_it(contributions, auth,
+async def test_control_characters_in_any_payment_field_are_422_naming_it(member, auth,
                                                                         char):
-    client, conn, pid = contributions
+    client, conn, pid = member
     clean = city_budget_line(pid)
     for field in PAYMENT_TEXT:
         body = {**clean, field: spoiled(clean[field], char)}
@@ -189,9 +176,9 @@ async def test_control_characters_in_any_payment_field_are_422_naming_it(contrib
     assert (await client.post("/v1/contributions", json=clean, headers=auth)).status_code == 201
 
 
-async def test_a_bulk_line_with_a_control_character_fails_alone_naming_its_field(contributions,
+async def test_a_bulk_line_with_a_control_character_fails_alone_naming_its_field(member,
                                                                                  auth):
-    client, conn, pid = contributions
+    client, conn, pid = member
     clean = city_budget_line(pid)
     lines = [{**clean, field: spoiled(clean[field], "\x00")}
              for field in ("payment_ref", "first_period", "funding_code")]
