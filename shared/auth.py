@@ -44,6 +44,9 @@ KNOWN_SCOPES = frozenset({
     "contributions:write", "contributions:read",
     "claims:write", "claims:read", "claims:decide",
     "workforce:write", "coverage:admin",
+    # Issue 11: employers (OPDs included) on registration, funded programmes and their
+    # enrolments on contributions.
+    "employers:write", "employers:read", "programmes:write", "programmes:read",
 })
 DEFAULT_REQUESTS_PER_MINUTE = 600
 _CACHE_SECONDS = 30.0

@@ -23,7 +23,15 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from shared.logs import current_request_id
-from shared.vocabulary import ClaimStatus, MembershipStatus, Program, Segment
+from shared.vocabulary import (
+    Channel,
+    ClaimStatus,
+    EmployerKind,
+    FundingCode,
+    MembershipStatus,
+    Program,
+    Segment,
+)
 
 
 class Payload(BaseModel):
@@ -75,6 +83,11 @@ class ParticipantState(Payload):
     # The partner that registered the worker (its partner id): reads of the worker's claims
     # follow the same ownership rule as the worker.
     owner: str | None = None
+    # How the worker was registered (issue 11): the channel, and who within it: the PERISAI
+    # agent's id on the `agent` channel, the office's village code on `village_office`.
+    channel: Channel = "partner_api"
+    agent_id: str | None = None
+    office_village: str | None = None
 
 
 class ParticipantRegistered(ParticipantState):
@@ -116,6 +129,81 @@ class ContributionPaid(Payload):
     paid_on: str  # ISO date
     amount: int
     by_program: dict[str, int]  # rupiah per programme, e.g. {"JKK": 10000, "JKM": 6800}
+    # Months of this membership paid in all, this payment included (the KPI counts a worker
+    # after 6, DOMAIN.md); None from producers before issue 11.
+    months_paid: int | None = None
+    payer: str | None = None  # self | employer | government | csr
+    funding_code: FundingCode | None = None
+    programme_id: uuid.UUID | None = None  # the funded programme that paid, if one did
+    agent_id: str | None = None  # the PERISAI agent who collected it, if one did
+
+
+class ProgrammeEnrolmentChanged(Payload):
+    """A worker's enrolment in a funded programme for the months first..last (topic
+    ucj.memberships, source contributions, subject the participant): `enrolled` false when the
+    enrolment was withdrawn."""
+
+    TYPE: ClassVar[str] = "programme.enrolment_changed"
+    participant_id: uuid.UUID
+    programme_id: uuid.UUID
+    first_period: str  # YYYY-MM
+    last_period: str  # YYYY-MM
+    enrolled: bool = True
+
+
+# --- organisations (topic ucj.organisations; subject the employer's or programme's id) --------
+# Reference data others count against: employers (OPDs included) with the workers they declare,
+# and funded programmes with their quota and budget. Names of agencies and companies are not
+# personal data.
+
+
+class DeclaredWorkers(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    year: int
+    count: int
+    source: str | None = None
+
+
+class EmployerState(Payload):
+    """An employer (source registration) as it is now."""
+
+    employer_id: uuid.UUID
+    name: str
+    kind: EmployerKind
+    region_code: str
+    npp: str | None = None
+    declared_workers: list[DeclaredWorkers] = []
+
+
+class EmployerRegistered(EmployerState):
+    TYPE: ClassVar[str] = "employer.registered"
+
+
+class EmployerChanged(EmployerState):
+    TYPE: ClassVar[str] = "employer.changed"
+
+
+class ProgrammeState(Payload):
+    """A funded programme (source contributions) as it is now."""
+
+    programme_id: uuid.UUID
+    name: str
+    funder_region: str
+    year: int
+    quota: int
+    budget_rupiah: int
+    funding_code: FundingCode
+    programs: list[Program]
+    first_period: str  # YYYY-MM
+    last_period: str  # YYYY-MM
+
+
+class ProgrammeCreated(ProgrammeState):
+    TYPE: ClassVar[str] = "programme.created"
+
+
+class ProgrammeChanged(ProgrammeState):
+    TYPE: ClassVar[str] = "programme.changed"
 
 
 # --- claim events (topic ucj.claims, source "claims"; subject: the claim id) -----------------
@@ -147,6 +235,11 @@ PAYLOADS: dict[str, type[Payload]] = {
     ContributionPaid.TYPE: ContributionPaid,
     ClaimSubmitted.TYPE: ClaimSubmitted,
     ClaimDecided.TYPE: ClaimDecided,
+    ProgrammeEnrolmentChanged.TYPE: ProgrammeEnrolmentChanged,
+    EmployerRegistered.TYPE: EmployerRegistered,
+    EmployerChanged.TYPE: EmployerChanged,
+    ProgrammeCreated.TYPE: ProgrammeCreated,
+    ProgrammeChanged.TYPE: ProgrammeChanged,
 }
 
 

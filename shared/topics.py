@@ -23,6 +23,9 @@ PARTICIPANT_PARTITIONS = 12
 PARTICIPANTS = TopicSpec("ucj.participants", PARTICIPANT_PARTITIONS)
 MEMBERSHIPS = TopicSpec("ucj.memberships", PARTICIPANT_PARTITIONS)
 CLAIMS = TopicSpec("ucj.claims", PARTICIPANT_PARTITIONS)
+# Employers (source registration) and funded programmes (source contributions), keyed by their
+# ids: reference data the coverage workers fold beside the participants (same partition count).
+ORGANISATIONS = TopicSpec("ucj.organisations", PARTICIPANT_PARTITIONS)
 # Malformed messages, with the reason, so the consumers keep going.
 DEAD_LETTER = TopicSpec("ucj.dead-letter", 6)
 # The coverage workers' consumer group (faust app id). Their counting state is in the coverage
@@ -33,7 +36,7 @@ COVERAGE_APP_ID = "ucj-coverage"
 # a copy (shared/key_directory.py). One partition: one order for every change.
 API_KEYS = TopicSpec("ucj.api-keys", 1, compacted=True)
 
-SOURCE_TOPICS = (PARTICIPANTS, MEMBERSHIPS, CLAIMS)
+SOURCE_TOPICS = (PARTICIPANTS, MEMBERSHIPS, CLAIMS, ORGANISATIONS)
 ALL_TOPICS = (*SOURCE_TOPICS, DEAD_LETTER, API_KEYS)
 
 

@@ -41,6 +41,7 @@ from services.coverage.schemas import (
 from services.coverage.self_check import check_served_counters
 from services.coverage.settings import CoverageApiSettings
 from services.coverage.snapshots import region_history, state_as_of
+from services.coverage.who_pays_api import router as who_pays_router
 from services.coverage.yearly_figures import TARGETS, WORKFORCE
 from shared.auth import Caller, require
 from shared.problems import Problem, parsed, read_body, read_json
@@ -50,6 +51,7 @@ from shared.service_app import service_app
 log = logging.getLogger("ucj.coverage.api")
 
 DASHBOARD = Path(__file__).parent / "dashboard" / "index.html"
+WHO_PAYS_PAGE = Path(__file__).parent / "dashboard" / "who-pays.html"
 WORKFORCE_SCOPE = "workforce:write"
 ADMIN_SCOPE = "coverage:admin"
 TARGETS_SCOPE = ADMIN_SCOPE  # a plan's target is set by the service's administrators
@@ -305,6 +307,12 @@ async def dashboard() -> HTMLResponse:
     return HTMLResponse(DASHBOARD.read_bytes(), headers={"Cache-Control": "no-cache"})
 
 
+@router.get("/who-pays", include_in_schema=False)
+async def who_pays_page() -> HTMLResponse:
+    """Programmes, OPDs and channels of a region (?region=CODE), in Bahasa Indonesia."""
+    return HTMLResponse(WHO_PAYS_PAGE.read_bytes(), headers={"Cache-Control": "no-cache"})
+
+
 def create_app(settings: CoverageApiSettings, *,
                snapshot_every: float | None = None) -> FastAPI:
     """`snapshot_every`: seconds between snapshots of the counters (default: the setting
@@ -320,8 +328,8 @@ def create_app(settings: CoverageApiSettings, *,
             yield
 
     app = service_app("UCJ Live — coverage", settings=settings,
-                      migrations=settings.migrations_dir, routers=[router, reports.router],
-                      setup=setup)
+                      migrations=settings.migrations_dir,
+                      routers=[router, reports.router, who_pays_router], setup=setup)
     app.description = DESCRIPTION
     app.state.coverage = live
     app.state.settings = settings

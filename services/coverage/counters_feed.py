@@ -20,6 +20,7 @@ import asyncpg
 
 from services.coverage.change_hub import ChangeHub
 from services.coverage.counters_view import RegionCountersView
+from services.coverage.counting import Organisation
 from services.coverage.counting_store import counter_changes
 from services.coverage.region_coverage import UcjTarget, WorkforceFigure
 from services.coverage.yearly_figures import TARGETS, WORKFORCE
@@ -55,6 +56,24 @@ class TargetCache(YearlyCache[UcjTarget]):
     """Every region's UCJ target of every year."""
 
 
+class OrganisationDirectory:
+    """Every employer and funded programme as last folded (services/coverage/counting.py
+    Organisation), by id."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Organisation] = {}
+        self.generation = 0
+
+    def put(self, organisation: Organisation) -> None:
+        kept = self.by_id.get(organisation.id)
+        if kept is None or kept.sequence < organisation.sequence:
+            self.by_id[organisation.id] = organisation
+            self.generation += 1
+
+    def of_kind(self, kind: str) -> list[Organisation]:
+        return [o for o in self.by_id.values() if o.kind == kind]
+
+
 class CountersFollower:
     def __init__(self, view: RegionCountersView, hub: ChangeHub, workforce: WorkforceCache,
                  targets: TargetCache | None = None, *, interval: float = 0.1,
@@ -64,6 +83,7 @@ class CountersFollower:
         self.hub = hub
         self.workforce = workforce
         self.targets = targets if targets is not None else TargetCache()
+        self.organisations = OrganisationDirectory()
         # Workforce figures and targets change rarely, and a write re-reads the last minute's
         # rows (yearly_figures.py): after an import of thousands, read them once a second, not at
         # every poll. This replica's own writes go straight into its caches.
@@ -118,7 +138,7 @@ class CountersFollower:
 
     async def read_once(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire() as conn:
-            versions, cells = await counter_changes(conn, self.versions)
+            versions, cells, organisations = await counter_changes(conn, self.versions)
             figures_due = (self._figures_read_at is None
                            or time.monotonic() - self._figures_read_at >= self.figures_interval)
             if figures_due:
@@ -126,6 +146,8 @@ class CountersFollower:
                 targets, targets_since = await TARGETS.changed_since(conn, self.targets.since)
         if cells:
             self.view.apply(cells, datetime.now(UTC))
+        for organisation in organisations:
+            self.organisations.put(organisation)
         self.versions = versions
         if figures_due:
             for code, figure in figures:

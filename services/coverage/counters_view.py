@@ -20,6 +20,7 @@ from shared.vocabulary import SEGMENTS
 log = logging.getLogger("ucj.coverage.counters")
 
 STATUS_COUNTERS = ("registered", "active", "inactive", "terminated")
+DIMENSION_MARK = "/"  # in the names of the dimension counters (counting.contribution)
 
 Counters = dict[str, int]
 
@@ -35,6 +36,9 @@ class RegionCountersView:
         self._regions = regions or directory()
         self._cells: dict[tuple[int, str], Counters] = {}
         self._totals: dict[str, Counters] = {}
+        # The dimension counters of issue 11 (names with a slash: per employer, channel, agent,
+        # programme), per region, apart: region answers never copy them.
+        self._dimensions: dict[str, Counters] = {}
         self._updated: dict[str, datetime] = {}
         self._changed: set[str] = set()
         self.unknown_villages = 0
@@ -62,15 +66,16 @@ class RegionCountersView:
 
     def _move(self, village: str, delta: Counters, moment: datetime | None) -> None:
         for region in self._regions.lineage(village):
-            totals = self._totals.setdefault(region, {})
             for name, change in delta.items():
+                held = self._dimensions if DIMENSION_MARK in name else self._totals
+                totals = held.setdefault(region, {})
                 total = totals.get(name, 0) + change
                 if total:
                     totals[name] = total
                 else:
                     del totals[name]
-            if not totals:
-                del self._totals[region]
+                if not totals:
+                    del held[region]
             if moment is not None and (region not in self._updated
                                        or self._updated[region] < moment):
                 self._updated[region] = moment
@@ -84,12 +89,17 @@ class RegionCountersView:
         total.update(self._totals.get(code, {}))
         return total
 
+    def dimensions(self, code: str) -> Counters:
+        """The region's dimension counters (names with a slash), summed over partitions: live,
+        not a copy (read, never change)."""
+        return self._dimensions.get(code, {})
+
     def updated_at(self, code: str) -> datetime | None:
         return self._updated.get(code)
 
     def regions(self) -> set[str]:
         """Codes of the regions with any counter not zero."""
-        return set(self._totals)
+        return set(self._totals) | set(self._dimensions)
 
     def take_changes(self) -> set[str]:
         """Regions whose counters changed since the last call."""

@@ -21,6 +21,7 @@ from services.coverage.counting import (
     CounterCell,
     Facts,
     FoldedBatch,
+    Organisation,
     SourceEvent,
     fold_batch,
 )
@@ -76,8 +77,25 @@ async def fold_in_transaction(conn: asyncpg.Connection, events: Sequence[SourceE
             " ON CONFLICT (participant_id) DO UPDATE SET facts = excluded.facts",
             keys, [folded.facts[k][0] for k in keys],
             [orjson.dumps(folded.facts[k][1].to_json()).decode() for k in keys])
-    changed = sorted({p for p, _ in folded.deltas})
+    changed = sorted({p for p, _ in folded.deltas}
+                     | {p for p, _ in folded.organisations.values()})
     new_version = {p: versions[p] + 1 for p in changed}
+    if folded.organisations:
+        rows = [(key, organisation.kind, partition, organisation.sequence,
+                 orjson.dumps(organisation.data).decode(), new_version[partition])
+                for key, (partition, organisation) in folded.organisations.items()]
+        await conn.execute(
+            "INSERT INTO organisations (id, kind, partition, sequence, data, version)"
+            " SELECT * FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::bigint[],"
+            " $5::jsonb[], $6::bigint[])"
+            " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, sequence = excluded.sequence,"
+            " data = excluded.data, version = excluded.version"
+            " WHERE organisations.sequence < excluded.sequence",
+            *[[r[i] for r in rows] for i in range(6)])
+    if changed:
+        await conn.execute(
+            "UPDATE counting_partitions SET version = version + 1, updated_at = now()"
+            " WHERE partition = ANY($1::smallint[])", changed)
     if folded.deltas:
         cells = [(p, village, name, value) for (p, village), counters in folded.deltas.items()
                  for name, value in counters.items()]
@@ -89,9 +107,6 @@ async def fold_in_transaction(conn: asyncpg.Connection, events: Sequence[SourceE
             " SET value = village_counters.value + excluded.value, version = excluded.version",
             [c[0] for c in cells], [c[1] for c in cells], [c[2] for c in cells],
             [c[3] for c in cells], [new_version[c[0]] for c in cells])
-        await conn.execute(
-            "UPDATE counting_partitions SET version = version + 1, updated_at = now()"
-            " WHERE partition = ANY($1::smallint[])", changed)
     if positions:
         await conn.execute(
             "INSERT INTO source_offsets (topic, partition, next_offset)"
@@ -140,8 +155,9 @@ async def source_positions(conn: asyncpg.Connection) -> list[SourcePosition]:
 
 
 async def counter_changes(conn: asyncpg.Connection, seen: dict[int, int]
-                          ) -> tuple[dict[int, int], list[CounterCell]]:
-    """The partitions' versions now, and every counter changed after the versions in `seen`.
+                          ) -> tuple[dict[int, int], list[CounterCell], list[Organisation]]:
+    """The partitions' versions now, and every counter and organisation changed after the
+    versions in `seen`.
 
     One repeatable-read snapshot: a partition's transactions commit one after the other (its
     row is locked until commit), so every change up to the version read is in the snapshot and
@@ -153,7 +169,15 @@ async def counter_changes(conn: asyncpg.Connection, seen: dict[int, int]
         moved = [(p, seen.get(p, 0) if seen.get(p, 0) <= v else 0)
                  for p, v in versions.items() if v != seen.get(p, 0)]
         cells: list[CounterCell] = []
+        organisations: list[Organisation] = []
         if moved:
+            organisations = [
+                Organisation(str(r["id"]), r["kind"], r["sequence"], orjson.loads(r["data"]))
+                for r in await conn.fetch(
+                    "SELECT o.id, o.kind, o.sequence, o.data::text AS data FROM organisations o"
+                    " JOIN unnest($1::smallint[], $2::bigint[]) AS s(partition, after)"
+                    "   ON o.partition = s.partition AND o.version > s.after",
+                    [p for p, _ in moved], [after for _, after in moved])]
             rows = await conn.fetch(
                 "SELECT c.partition, c.village, c.name, c.value FROM village_counters c"
                 " JOIN unnest($1::smallint[], $2::bigint[]) AS s(partition, after)"
@@ -161,4 +185,4 @@ async def counter_changes(conn: asyncpg.Connection, seen: dict[int, int]
                 [p for p, _ in moved], [after for _, after in moved])
             cells = [CounterCell(r["partition"], r["village"], r["name"], r["value"])
                      for r in rows]
-    return versions, cells
+    return versions, cells, organisations

@@ -38,7 +38,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +73,36 @@ class MembershipSource:
     by_ids: str
 
 
-_PUBLISHED_STATUS = ("SELECT participant_id, status, status_seq AS sequence FROM members"
-                     " WHERE status_seq > 0 AND ")
+# With what the payments and enrolments published (ContributionPaid: months_paid, last_period,
+# agent_id and paid_on, programme_id; ProgrammeEnrolmentChanged): the rows that wrote those
+# events committed with them, so they are exactly what the events said up to status_seq.
+_PUBLISHED_STATUS = """
+    SELECT m.participant_id, m.status, m.status_seq AS sequence,
+           coalesce(p.months_paid, 0) AS months_paid, p.paid_through,
+           ARRAY(SELECT e.programme_id::text FROM programme_enrolments e
+                 WHERE e.participant_id = m.participant_id AND e.withdrawn_on IS NULL)
+             AS programmes,
+           (SELECT jsonb_object_agg(k, v) FROM (
+                SELECT c.agent_id || '|' || to_char(c.paid_on, 'YYYY-MM') AS k, sum(c.amount) AS v
+                FROM contributions c WHERE c.participant_id = m.participant_id
+                  AND c.agent_id IS NOT NULL GROUP BY 1) a)::text AS collected,
+           (SELECT jsonb_object_agg(k, v) FROM (
+                SELECT c.programme_id::text AS k, sum(c.amount) AS v
+                FROM contributions c WHERE c.participant_id = m.participant_id
+                  AND c.programme_id IS NOT NULL GROUP BY 1) f)::text AS funded
+    FROM members m
+    LEFT JOIN LATERAL (SELECT sum(c.months)::int AS months_paid,
+                              max(c.paid_through) AS paid_through
+                       FROM contributions c WHERE c.participant_id = m.participant_id) p ON true
+    WHERE m.status_seq > 0 AND m."""
 # The name is the contributions service's store.SOURCE (services share no code).
 CONTRIBUTIONS = MembershipSource("contributions",
                                  _PUBLISHED_STATUS + "participant_id BETWEEN $1 AND $2",
                                  _PUBLISHED_STATUS + "participant_id = ANY($1::uuid[])")
+
+
+def _sums(text: str | None) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted((k, int(v)) for k, v in orjson.loads(text).items())) if text else ()
 # Claims will end memberships too (death, JHT withdrawal): once its database records what its
 # events published, give it a MembershipSource like this one, and reconcile() and repair() its
 # URL and connection beside the contributions one.
@@ -106,15 +130,27 @@ class ParticipantRow:
     segment: str
     status: str  # registered | terminated (deregistered)
     version: int  # the sequence of its newest registration event
+    employer_id: str | None = None
+    channel: str | None = None
+    agent_id: str | None = None
+    registered_on: str | None = None  # ISO date
 
 
 @dataclass(frozen=True, slots=True)
 class MembershipRow:
-    """What one source last published about a participant's membership."""
+    """What one source last published about a participant's membership, and (from the
+    contributions service) what its payments and enrolments published: months paid in all,
+    the last month paid, the programmes enrolled in, what agents collected per month
+    ("agent|YYYY-MM" → rupiah) and what programmes paid (id → rupiah)."""
 
     source: str
     status: str  # active | inactive | terminated
     sequence: int
+    months_paid: int = 0
+    paid_through: str | None = None
+    programmes: tuple[str, ...] = ()
+    collected: tuple[tuple[str, int], ...] = ()
+    funded: tuple[tuple[str, int], ...] = ()
 
 
 def facts_from_sources(participant: ParticipantRow,
@@ -124,11 +160,26 @@ def facts_from_sources(participant: ParticipantRow,
     (status_seq 0) has no membership row here: coverage counts them inactive."""
     sequences = {REGISTRATION: participant.version}
     statuses: dict[str, str] = {}
+    paid = Facts()
     for membership in memberships:
         sequences[membership.source] = membership.sequence
         statuses[membership.source] = membership.status
+        paid = Facts(months_paid=max(paid.months_paid, membership.months_paid),
+                     paid_through=max(paid.paid_through or "", membership.paid_through or "")
+                     or None,
+                     programmes=tuple(sorted({*paid.programmes, *membership.programmes})),
+                     collected=tuple(sorted({**dict(paid.collected),
+                                             **dict(membership.collected)}.items())),
+                     funded=tuple(sorted({**dict(paid.funded),
+                                          **dict(membership.funded)}.items())))
     return Facts(tuple(sorted(sequences.items())), participant.region_code, participant.segment,
-                 participant.status == "terminated", tuple(sorted(statuses.items())))
+                 participant.status == "terminated", tuple(sorted(statuses.items())),
+                 employer=participant.employer_id, channel=participant.channel,
+                 agent=participant.agent_id,
+                 registered_in=participant.registered_on[:7] if participant.registered_on
+                 else None,
+                 months_paid=paid.months_paid, paid_through=paid.paid_through,
+                 programmes=paid.programmes, collected=paid.collected, funded=paid.funded)
 
 
 class Tally:
@@ -284,14 +335,17 @@ def compare(live_villages: Mapping[str, Mapping[str, int]], tally: Tally,
 
 # The key of the part of a participant's facts that decides where and how it is counted: the
 # same expression in SQL (over participant_facts.facts) and in Python (fact_key_of, tests).
-FACT_KEY_SQL = ("jsonb_build_array((f.facts->>'village') IS NOT NULL, f.facts->'segment', "
-                "f.facts->'dereg', f.facts->'status')")
+# Everything in the facts but the sequences and the village: whether there is a village, and the
+# rest (segment, statuses, employer, channel, payments ...).
+FACT_KEY_SQL = ("jsonb_build_array((f.facts->>'village') IS NOT NULL, "
+                "f.facts - 'seq' - 'village')")
 _SOME_VILLAGE = "village"  # stands for any village: where does not change what is counted
+_NOT_IN_KEY = ("seq", "village")
 
 
 def fact_key_of(facts_json: Mapping[str, Any]) -> list[Any]:
-    return [facts_json.get("village") is not None, facts_json.get("segment"),
-            facts_json.get("dereg"), facts_json.get("status")]
+    return [facts_json.get("village") is not None,
+            {k: v for k, v in facts_json.items() if k not in _NOT_IN_KEY}]
 
 
 def rules_for(keys: Iterable[Sequence[Any]]) -> list[tuple[list[Any], str, int]]:
@@ -300,10 +354,12 @@ def rules_for(keys: Iterable[Sequence[Any]]) -> list[tuple[list[Any], str, int]]
     million facts without the rules being written twice."""
     rules = []
     for key in keys:
-        has_village, segment, dereg, status = key
-        facts = Facts.from_json({"village": _SOME_VILLAGE if has_village else None,
-                                 "segment": segment, "dereg": dereg,
-                                 "status": status if isinstance(status, dict) else {}})
+        has_village, rest = key
+        if not isinstance(rest, dict):
+            continue
+        if not isinstance(rest.get("status"), dict):
+            rest = {**rest, "status": {}}
+        facts = Facts.from_json({**rest, "village": _SOME_VILLAGE if has_village else None})
         state = counted_state(facts)
         if state is not None:
             rules += [(list(key), name, value) for name, value in contribution(state).items()]
@@ -343,7 +399,8 @@ Memberships = Sequence[tuple[MembershipSource, asyncpg.Connection]]
 Sourced = list[tuple[str, Facts]]  # participant id, the facts its sources give
 
 
-_PARTICIPANTS = "SELECT id, region_code, segment, status, version FROM participants"
+_PARTICIPANTS = ("SELECT id, region_code, segment, status, version, employer_id, channel,"
+                 " agent_id, registered_on FROM participants")
 
 
 async def read_sources(registration: asyncpg.Connection, memberships: Memberships,
@@ -385,12 +442,18 @@ async def _with_memberships(rows: Sequence[Any], published: Sequence[Sequence[An
     known: dict[str, list[MembershipRow]] = defaultdict(list)
     for (source, _), found in zip(memberships, published, strict=True):
         for m in found:
-            known[str(m["participant_id"])].append(
-                MembershipRow(source.name, m["status"], m["sequence"]))
+            extra = dict(m)
+            known[str(m["participant_id"])].append(MembershipRow(
+                source.name, m["status"], m["sequence"],
+                months_paid=extra.get("months_paid") or 0,
+                paid_through=extra.get("paid_through"),
+                programmes=tuple(extra.get("programmes") or ()),
+                collected=_sums(extra.get("collected")), funded=_sums(extra.get("funded"))))
     out: Sourced = []
     for r in rows:
         participant = ParticipantRow(str(r["id"]), r["region_code"], r["segment"], r["status"],
-                                     r["version"])
+                                     r["version"], r["employer_id"], r["channel"], r["agent_id"],
+                                     str(r["registered_on"]))
         out.append((participant.participant_id,
                     facts_from_sources(participant, known.get(participant.participant_id, ()))))
     return out
@@ -493,19 +556,19 @@ class Repair:
 
 
 class StateRules:
-    """A small number for each (segment, status) a participant is counted in, and what one
-    participant in it adds to its village (counting.contribution), so the database can add up
-    a million participants without the rules being written twice. Where a participant is
+    """A small number for each state a participant is counted in (its village aside), and what
+    one participant in it adds to its village (counting.contribution), so the database can add
+    up a million participants without the rules being written twice. Where a participant is
     counted never changes what it adds: the village only says where it goes."""
 
     def __init__(self) -> None:
-        self._ids: dict[tuple[str, str], int] = {}
+        self._ids: dict[CountedState, int] = {}
         self._rules: list[tuple[int, str, int]] = []
 
     def id_of(self, state: CountedState | None) -> int | None:
         if state is None:
             return None
-        key = (state.segment, state.status)
+        key = replace(state, village="")
         found = self._ids.get(key)
         if found is None:
             found = self._ids[key] = len(self._ids)

@@ -185,6 +185,7 @@ def coverage_of(
         "active": active,
         "inactive": counters.get("inactive", 0),
         "terminated": counters.get("terminated", 0),
+        "kpi_active": counters.get("kpi_active", 0),
         "by_segment": {
             segment: {"registered": counters.get(f"{segment}.registered", 0),
                       "active": counters.get(f"{segment}.active", 0)}

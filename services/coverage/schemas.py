@@ -122,6 +122,8 @@ class RegionCoverage(BaseModel):
     active: int
     inactive: int
     terminated: int
+    kpi_active: int = Field(default=0, description="active workers with at least 6 paid months: "
+                            "those that count toward the region's KPI (DOMAIN.md)")
     by_segment: dict[str, SegmentCounts] = Field(description=f"keys: {', '.join(SEGMENTS)}")
     claims: dict[Program, ProgrammeClaims] = Field(
         description=f"keys: {', '.join(PROGRAMS)} (zeros where none)")

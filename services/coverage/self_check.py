@@ -32,7 +32,7 @@ async def check_served_counters(live: LiveCoverage, pool: asyncpg.Pool) -> SelfC
                       "this check can follow; try again", retry_after=1)
     villages = {code for code in live.view.regions() if live.regions.is_village(code)}
     # stored_villages leaves the claim counters aside (reconcile.py): so does this comparison.
-    served = {v: {n: c for n, c in live.view.counters(v).items()
+    served = {v: {n: c for n, c in (live.view.counters(v) | live.view.dimensions(v)).items()
                   if c and not n.startswith(CLAIM_COUNTERS)}
               for v in villages | stored.keys()}
     drift = drift_between(by_region(served), by_region(stored))

@@ -51,12 +51,10 @@ from shared.logs import configure
 from shared.problems import dependency_away, describe_away
 from shared.retry import Backoff
 from shared.topics import (
-    CLAIMS,
     COVERAGE_APP_ID,
     DEAD_LETTER,
-    MEMBERSHIPS,
     PARTICIPANT_PARTITIONS,
-    PARTICIPANTS,
+    SOURCE_TOPICS,
     topic_name,
 )
 
@@ -185,8 +183,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         broker_commit_interval=1.0,
     )
     # Co-partitioned, keyed by participant: a worker owns the same partition of each.
-    source_names = (topic_name(PARTICIPANTS, prefix), topic_name(MEMBERSHIPS, prefix),
-                    topic_name(CLAIMS, prefix))
+    source_names = tuple(topic_name(spec, prefix) for spec in SOURCE_TOPICS)
     source = app.topic(*source_names, key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(topic_name(DEAD_LETTER, prefix),
                              key_serializer="raw", value_serializer="raw")

@@ -60,8 +60,15 @@ def fold(*events):
                             IS_VILLAGE)
         assert not folded.refused
         facts = folded.facts.get(str(PID), (PARTITION, facts))[1]
-        deltas.append({village: c for (_, village), c in folded.deltas.items()})
+        deltas.append(core({village: c for (_, village), c in folded.deltas.items()}))
     return facts, deltas
+
+
+def core(deltas):
+    """The region counters of these deltas, without the dimension counters of issue 11 (their
+    names hold a slash; tests/unit/test_counting_dimensions.py is about those)."""
+    kept = {v: {n: x for n, x in c.items() if "/" not in n} for v, c in deltas.items()}
+    return {v: c for v, c in kept.items() if c}
 
 
 def test_a_new_registrant_counts_as_registered_and_inactive_in_its_village():
@@ -114,7 +121,8 @@ def test_deregistration_terminates():
     payload = ParticipantDeregistered(participant_id=PID, reason="deregistered")
     envelope = make_envelope(payload, source="registration", subject=str(PID), sequence=2)
     facts, _ = fold(registered(), (envelope, payload))
-    assert counted_state(facts) == CountedState(BINJAI, "BPU", "terminated")
+    assert counted_state(facts) == CountedState(BINJAI, "BPU", "terminated",
+                                                channel="partner_api", registered_in="2026-11")
 
 
 def test_facts_survive_their_json_form():
@@ -133,8 +141,9 @@ def test_a_batch_moves_the_counters_as_its_events_one_by_one_would():
                 summed.setdefault(village, {}).setdefault(name, 0)
                 summed[village][name] += value
     summed = {v: {n: x for n, x in c.items() if x} for v, c in summed.items()}
-    assert {v: c for (_, v), c in batch.deltas.items()} == {v: c for v, c in summed.items() if c}
-    assert batch.deltas == {(PARTITION, MEDAN): {"registered": 1, "inactive": 1,
+    assert core({v: c for (_, v), c in batch.deltas.items()}) == core(
+        {v: c for v, c in summed.items() if c})
+    assert core(batch.deltas) == {(PARTITION, MEDAN): {"registered": 1, "inactive": 1,
                                                  "BPU.registered": 1}}
 
 
@@ -154,7 +163,7 @@ def test_an_event_that_cannot_be_counted_is_refused_alone():
     folded = fold_batch({}, events, IS_VILLAGE)
     assert [i for i, _ in folded.refused] == [0, 1]
     assert "village" in folded.refused[0][1] and "subject" in folded.refused[1][1]
-    assert folded.deltas == {(PARTITION, BINJAI): {"registered": 1, "inactive": 1,
+    assert core(folded.deltas) == {(PARTITION, BINJAI): {"registered": 1, "inactive": 1,
                                                    "BPU.registered": 1}}
 
 
