@@ -176,7 +176,8 @@ async def put_workforce(code: str, request: Request, _: WorkforceWriter,
     body = parsed(WorkforceIn, await read_json(request, max_bytes=MAX_WORKFORCE_BODY))
     figure = await WORKFORCE.record(request.app.state.pool, region.code,
                                     WorkforceFigure(body.workforce, body.year, body.source))
-    live.workforce.put(region.code, figure)
+    if live.workforce.put(region.code, figure):
+        live.hub.publish(live.feed.figures_moved({region.code}))
     log.info("workforce of %s set to %d (%d)", region.code, figure.workforce, figure.year)
     return live.coverage([region])[0]
 
@@ -197,8 +198,8 @@ async def import_workforce(request: Request, _: WorkforceWriter, live: Live) -> 
     header)."""
     rows = workforce_rows(await read_csv(request), live.regions)
     await WORKFORCE.record_rows(request.app.state.pool, rows)
-    for code, figure in rows:
-        live.workforce.put(code, figure)
+    live.hub.publish(live.feed.figures_moved(
+        {code for code, figure in rows if live.workforce.put(code, figure)}))
     log.info("workforce imported: %d figures", len(rows))
     return ImportResult(imported=len(rows))
 
@@ -221,7 +222,8 @@ async def put_target(code: str, request: Request, _: Admin, live: Live) -> Targe
     body = parsed(TargetIn, await read_json(request, max_bytes=MAX_WORKFORCE_BODY))
     target = await TARGETS.record(request.app.state.pool, region.code,
                                  UcjTarget(body.percent(), body.year, body.source))
-    live.targets.put(region.code, target)
+    if live.targets.put(region.code, target):
+        live.hub.publish(live.feed.figures_moved({region.code}))
     log.info("UCJ target of %s for %d set to %s%%", region.code, target.year, target.ucj_target)
     return _target_out(live, region.code, target)
 
@@ -241,8 +243,8 @@ async def import_targets(request: Request, _: Admin, live: Live) -> ImportResult
     or none and a 422 lists each bad row (row 1 is the header)."""
     rows = target_rows(await read_csv(request), live.regions)
     await TARGETS.record_rows(request.app.state.pool, rows)
-    for code, target in rows:
-        live.targets.put(code, target)
+    live.hub.publish(live.feed.figures_moved(
+        {code for code, target in rows if live.targets.put(code, target)}))
     log.info("UCJ targets imported: %d", len(rows))
     return ImportResult(imported=len(rows))
 

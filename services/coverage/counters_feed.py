@@ -40,9 +40,14 @@ class YearlyCache(Generic[F]):
         self.since: datetime | None = None
         self.generation = 0  # moves with every put
 
-    def put(self, code: str, figure: F) -> None:
-        self.figures.setdefault(code, {})[figure.year] = figure
+    def put(self, code: str, figure: F) -> bool:
+        """Hold the figure; True when it is new or differs from the one held for its year."""
+        held = self.figures.setdefault(code, {})
+        if held.get(figure.year) == figure:
+            return False
+        held[figure.year] = figure
         self.generation += 1
+        return True
 
     def of(self, code: str) -> dict[int, F] | None:
         return self.figures.get(code)
@@ -124,6 +129,12 @@ class CountersFollower:
                     self.failing_since = time.monotonic()
             await asyncio.sleep(self.interval)
 
+    def figures_moved(self, codes: set[str]) -> set[str]:
+        """The regions whose UCJ a workforce figure or target of `codes` moves: each of them
+        and its ancestors (whose figure may be the sum of their children's)."""
+        regions = self.view.regions_directory
+        return {up for code in codes for up in regions.lineage(code)}
+
     async def reached(self, versions: dict[int, int], within: float = 2.0) -> bool:
         """True once what the view holds is exactly these partition versions; False when it
         went past them or `within` seconds passed."""
@@ -149,15 +160,18 @@ class CountersFollower:
         for organisation in organisations:
             self.organisations.put(organisation)
         self.versions = versions
+        moved: set[str] = set()  # regions whose workforce or target another replica changed
         if figures_due:
             for code, figure in figures:
-                self.workforce.put(code, figure)
+                if self.workforce.put(code, figure):
+                    moved.add(code)
             self.workforce.since = since or self.workforce.since
             for code, target in targets:
-                self.targets.put(code, target)
+                if self.targets.put(code, target):
+                    moved.add(code)
             self.targets.since = targets_since or self.targets.since
             self._figures_read_at = time.monotonic()
-        changed = self.view.take_changes()
+        changed = self.view.take_changes() | self.figures_moved(moved)
         if changed:
             self.hub.publish(changed)
         self.last_read = time.monotonic()

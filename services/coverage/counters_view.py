@@ -94,6 +94,10 @@ class RegionCountersView:
         not a copy (read, never change)."""
         return self._dimensions.get(code, {})
 
+    @property
+    def regions_directory(self) -> RegionDirectory:
+        return self._regions
+
     def updated_at(self, code: str) -> datetime | None:
         return self._updated.get(code)
 

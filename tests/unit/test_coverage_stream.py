@@ -289,3 +289,21 @@ async def test_a_stream_counts_against_its_cap_from_the_request_on():
     for client in clients:
         await client.leave()
     assert live.hub.open_for("10.0.0.3") == 0
+
+
+def test_a_new_workforce_figure_or_target_announces_the_region_and_its_ancestors():
+    from decimal import Decimal
+
+    from services.coverage.region_coverage import UcjTarget, WorkforceFigure
+
+    live = LiveCoverage()
+    seen: list[set[str]] = []
+    subscription = live.hub.subscribe(lambda code: True)
+    figure = WorkforceFigure(132_826, 2024, "BPS Sakernas")
+    assert live.workforce.put("12.75", figure)
+    assert not live.workforce.put("12.75", figure)  # the same figure again: nothing moved
+    assert live.feed.figures_moved({"12.75"}) == {"12.75", "12", "ID"}
+    assert live.targets.put("12.75", UcjTarget(Decimal("37.10"), 2025, "RPJMD"))
+    live.hub.publish(live.feed.figures_moved({"12.75"}))
+    seen.append(subscription._pending)
+    assert seen == [{"12.75", "12", "ID"}]
