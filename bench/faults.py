@@ -42,9 +42,15 @@ from aiokafka.partitioner import DefaultPartitioner
 from deploy.local import stack
 from deploy.local.process import ManagedProcess
 from services.coverage.reconcile import reconcile_until
-from shared.events import MembershipStatusChanged, ParticipantRegistered, envelope_bytes
+from shared.events import (
+    ContributionPaid,
+    EmployerRegistered,
+    MembershipStatusChanged,
+    ParticipantRegistered,
+    envelope_bytes,
+)
 from shared.regions import directory
-from shared.topics import DEAD_LETTER, MEMBERSHIPS, PARTICIPANTS, topic_name
+from shared.topics import DEAD_LETTER, MEMBERSHIPS, ORGANISATIONS, PARTICIPANTS, topic_name
 
 API_KEY = "faults-bootstrap-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -183,7 +189,21 @@ def synthetic_worker(village: str, rng: random.Random) -> dict[str, Any]:
             break
     return {"nik": nik, "full_name": "Pekerja Sintetis", "birth_date": born.isoformat(),
             "sex": sex, "region_code": village, "segment": "BPU", "employer_id": None,
-            "occupation": "pedagang", "monthly_income": 1_000_000, "programs": ["JKK", "JKM"]}
+            "occupation": "pedagang", "monthly_income": 1_000_000, "programs": ["JKK", "JKM"],
+            **channel_of(village, rng)}
+
+
+AGENTS = [f"PERISAI-{n:02d}" for n in range(6)]
+
+
+def channel_of(village: str, rng: random.Random) -> dict[str, Any]:
+    """Every channel of issue 11, so the faults move the channel and agent counters too."""
+    channel = rng.choice(["partner_api", "agent", "agent", "village_office", "pemda"])
+    if channel == "agent":
+        return {"channel": channel, "agent_id": rng.choice(AGENTS)}
+    if channel == "village_office":
+        return {"channel": channel, "office_village": village}
+    return {"channel": channel}
 
 
 @dataclass
@@ -218,15 +238,24 @@ async def _post(client: httpx.AsyncClient, url: str, body: dict, headers: dict, 
 
 async def run_load(running: FaultStack, regency: str, seconds: float, chunk: int,
                    seed: int) -> Load:
+    """Bulk registrations through every channel (a fifth wage earners of one of the regency's
+    OPDs), and each round a payment for half of the workers of the round before: half of those
+    by a city-budget programme that enrols them first, the rest by an employer or an agent. So
+    every counter of issue 11 moves under the fault, not only the region's."""
     rng = random.Random(seed)
     districts = directory().children(regency)
     villages = [v.code for d in districts[:3] for v in directory().children(d.code)]
     load = Load()
-    unpaid: list[str] = []
+    unpaid: list[tuple[str, str]] = []  # (participant id, segment)
     until = time.monotonic() + seconds
     async with httpx.AsyncClient(timeout=30) as client:
+        employer, programme = await _who_pays(client, running, regency, until, load)
         while time.monotonic() < until:
             rows = [synthetic_worker(rng.choice(villages), rng) for _ in range(chunk)]
+            if employer:
+                for row in rows[::5]:
+                    row.update(segment="PU", employer_id=employer, channel="employer",
+                               agent_id=None, office_village=None)
             key = {"Idempotency-Key": uuid.uuid4().hex}
             response = await _post(client, f"{running.url('registration')}/v1/participants/bulk",
                                    {"participants": rows}, {**AUTH, **key}, load, until)
@@ -234,16 +263,59 @@ async def run_load(running: FaultStack, regency: str, seconds: float, chunk: int
                 continue
             body = response.json()
             load.registered += body["accepted"]
-            new = [r["participant_id"] for r in body["results"] if r.get("participant_id")]
-            await _pay(client, running, unpaid[: chunk // 2], load, until)
-            unpaid = unpaid[chunk // 2:] + new
+            new = [(r["participant_id"], rows[r["index"]]["segment"]) for r in body["results"]
+                   if r.get("participant_id")]
+            due, unpaid = unpaid[: chunk // 2], unpaid[chunk // 2:] + new
+            funded: list[str] = []
+            if programme:
+                funded = await _enrol(client, running, programme,
+                                      [pid for pid, segment in due[::2] if segment == "BPU"],
+                                      load, until)
+            await _pay(client, running, funded, load, until, programme_id=programme)
+            rest = [(pid, segment) for pid, segment in due if pid not in set(funded)]
+            for segment in ("BPU", "PU"):
+                await _pay(client, running, [pid for pid, s in rest if s == segment], load,
+                           until)
     return load
 
 
+async def _who_pays(client: httpx.AsyncClient, running: FaultStack, regency: str,
+                    until: float, load: Load) -> tuple[str | None, str | None]:
+    """An OPD of the regency and a city-budget programme funding its informal workers."""
+    employer = await _post(client, f"{running.url('registration')}/v1/employers", {
+        "name": f"Dinas Uji Gangguan {regency}", "kind": "opd", "region_code": regency,
+        "declared_workers": {"year": 2026, "count": 5000, "source": "fault load"}},
+        AUTH, load, until)
+    today = date.today()
+    programme = await _post(client, f"{running.url('contributions')}/v1/programmes", {
+        "name": f"APBD {regency} {today.year} (fault load)", "funder_region": regency,
+        "year": today.year, "quota": 100_000, "budget_rupiah": 10**12, "funding_code": "SG",
+        "programs": ["JKK", "JKM"], "months": 12, "first_period": f"{today.year}-01"},
+        AUTH, load, until)
+    return (employer.json()["employer_id"] if employer else None,
+            programme.json()["programme_id"] if programme else None)
+
+
+async def _enrol(client: httpx.AsyncClient, running: FaultStack, programme: str,
+                 pids: list[str], load: Load, until: float) -> list[str]:
+    """Those of `pids` the programme enrolled (a worker contributions does not know yet is
+    refused, and paid otherwise)."""
+    if not pids:
+        return []
+    response = await _post(
+        client, f"{running.url('contributions')}/v1/programmes/{programme}/enrolments",
+        {"enrolments": [{"participant_id": pid} for pid in pids]}, AUTH, load, until)
+    if response is None:
+        return []
+    return [r["participant_id"] for r in response.json()["results"]]
+
+
 async def _pay(client: httpx.AsyncClient, running: FaultStack, pids: list[str], load: Load,
-               until: float) -> None:
-    """A city-budget batch for workers registered a round ago (known to contributions by now,
-    or refused line by line; refused lines are not paid, which is fine)."""
+               until: float, programme_id: str | None = None) -> None:
+    """One batch for workers registered a round ago (known to contributions by now, or refused
+    line by line; refused lines are not paid, which is fine), all of one segment (one amount):
+    by their programme when given, else by their employer (wage earners) or half collected by
+    PERISAI agents."""
     if not pids:
         return
     try:
@@ -254,9 +326,17 @@ async def _pay(client: httpx.AsyncClient, running: FaultStack, pids: list[str], 
     if owed.status_code != 200:
         return
     dues = owed.json()
-    lines = [{"payment_ref": f"FAULT-{pid}", "participant_id": pid,
-              "first_period": dues["first_period"], "months": 1, "amount": dues["amount"],
-              "payer": "government", "funding_code": "SG"} for pid in pids]
+    lines = []
+    for n, pid in enumerate(pids):
+        line = {"payment_ref": f"FAULT-{pid}", "participant_id": pid,
+                "first_period": dues["first_period"], "months": 1, "amount": dues["amount"]}
+        if programme_id:
+            line |= {"payer": "government", "funding_code": "SG", "programme_id": programme_id}
+        elif n % 2:
+            line |= {"payer": "self", "agent_id": AGENTS[n % len(AGENTS)]}
+        else:
+            line |= {"payer": "government", "funding_code": "SG"}
+        lines.append(line)
     response = await _post(client, f"{running.url('contributions')}/v1/contributions/bulk",
                            {"contributions": lines}, AUTH, load, until)
     if response is not None:
@@ -366,6 +446,18 @@ def poison_messages(prefix: str) -> list[tuple[str, bytes]]:
         (memberships, envelope_bytes(MembershipStatusChanged,
                                      {"participant_id": pid, "status": "active"},
                                      source="contributions", subject=pid, sequence=2**60)),
+        (participants, envelope_bytes(ParticipantRegistered,
+                                      {**base, "channel": "agent", "agent_id": "AG/../x"},
+                                      source="registration", subject=str(uuid.uuid4()),
+                                      sequence=1)),
+        (memberships, envelope_bytes(ContributionPaid, {
+            "participant_id": pid, "first_period": "2026-11", "last_period": "2026-11",
+            "paid_on": "2026-11-20", "amount": -16_800, "by_program": {}},
+            source="contributions", subject=pid, sequence=3)),
+        (topic_name(ORGANISATIONS, prefix), envelope_bytes(EmployerRegistered, {
+            "employer_id": str(uuid.uuid4()), "name": "Dinas Palsu", "kind": "opd",
+            "region_code": "12.75"}, source="registration", subject=str(uuid.uuid4()),
+            sequence=1)),
     ]
 
 

@@ -3,10 +3,16 @@
 1. Workforce figures (the UCJ denominator) on the coverage service: Binjai's real one and
    synthetic ones for a few other Sumatera Utara regions; and the published UCJ targets
    (Binjai, Sumatera Utara, the national RPJMN) as one CSV import (POST /v1/targets/import).
-2. About 300 synthetic registrations in villages of province 12 (a third in Kota Binjai) with
-   valid synthetic NIKs, through POST /v1/participants/bulk on the registration service.
+2. A few synthetic employers (a private company, a city agency (OPD), a regional enterprise
+   (BUMD), a village government) with the workers they declare (POST /v1/employers), then about
+   300 synthetic registrations in villages of province 12 (a third in Kota Binjai) with valid
+   synthetic NIKs, the wage earners among them naming those employers, through
+   POST /v1/participants/bulk on the registration service.
 3. Half of them paid up for the current month by one synthetic city-budget batch
    (POST /v1/contributions/bulk, payer government, funding code SG), so they count as active.
+4. Who pays and who is missing (deploy/local/demo_who_pays.py): Kota Tanjungbalai's funded
+   programme of 690 workers (half paid), Serdang Bedagai's 35 OPDs (12 with covered staff, 904
+   in all), registrations by PERISAI agents and village offices.
 
 URLs and the API key come from the stack's state file (.run/stack.json), so a stack on other
 ports (UCJ_PORT_BASE) works too. NIK serials and birth dates are random, so running the demo
@@ -26,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from deploy.local import demo_who_pays
 from deploy.local.stack import DEFAULT_API_KEY, REPO, load_state, run_dir
 
 VILLAGES_CSV = REPO / "shared" / "data" / "regions" / "villages.csv"
@@ -51,6 +58,15 @@ FIRST = {"M": ["Ahmad", "Budi", "Rizky", "Dedi", "Joko", "Hendra", "Fajar", "Agu
          "F": ["Siti", "Dewi", "Rina", "Putri", "Nurul", "Lestari", "Wulan", "Intan", "Sari"]}
 LAST = ["Siregar", "Nasution", "Lubis", "Harahap", "Sitompul", "Simanjuntak", "Ginting",
         "Tarigan", "Sembiring", "Pane", "Hasibuan", "Batubara"]
+# (name, kind, region, declared workers in 2025): synthetic employers of Sumatera Utara.
+EMPLOYERS = [
+    ("PT Sinar Binjai Plastik (synthetic)", "private", "12.75.01", 420),
+    ("Dinas Kebersihan Kota Binjai (synthetic)", "opd", "12.75", 310),
+    ("PDAM Tirtanadi (synthetic)", "bumd", "12.71", 1_250),
+    ("Pemerintah Desa Limau Manis (synthetic)", "village_gov", "12.07.02.2003", 12),
+    ("CV Karya Medan Mandiri (synthetic)", "private", "12.71.01", 85),
+]
+
 OCCUPATIONS = {"BPU": ["pedagang", "ojek daring", "petani", "nelayan", "penjahit", "tukang"],
                "PU": ["operator produksi", "staf administrasi", "kasir", "teknisi", "satpam"]}
 
@@ -67,7 +83,8 @@ def villages_of_province(code: str = "12") -> tuple[list[str], list[str]]:
     return binjai, others
 
 
-def synthetic_participant(village: str, rng: random.Random, today: date) -> dict[str, Any]:
+def synthetic_participant(village: str, rng: random.Random, today: date,
+                          employers: list[str]) -> dict[str, Any]:
     sex = rng.choice("MF")
     birth = today - timedelta(days=rng.randint(18 * 365, 55 * 365))
     day = birth.day + (40 if sex == "F" else 0)  # the NIK adds 40 to a woman's birth day
@@ -87,7 +104,7 @@ def synthetic_participant(village: str, rng: random.Random, today: date) -> dict
         row |= {"employer_id": None, "monthly_income": rng.randrange(1_000_000, 3_000_001, 50_000),
                 "programs": rng.choice([["JKK", "JKM"], ["JKK", "JKM", "JHT"]])}
     else:
-        row |= {"employer_id": f"EMP-{rng.randint(1, 40):03d}",
+        row |= {"employer_id": rng.choice(employers),
                 "monthly_income": rng.randrange(3_000_000, 8_000_001, 100_000),
                 "programs": ["JKK", "JKM", "JHT", "JP"]}
     return row
@@ -155,9 +172,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"UCJ targets: {r.json()['imported']} loaded (coverage answers show the current "
               "year's)")
 
+        employers = []
+        for name, kind, region, declared in EMPLOYERS:
+            r = http.post(f"{registration}/v1/employers", json={
+                "name": name, "kind": kind, "region_code": region,
+                "declared_workers": {"year": 2025, "count": declared, "source": "synthetic"}})
+            if r.status_code != 201:
+                print(f"POST /v1/employers: {r.status_code} {r.text[:300]}", file=sys.stderr)
+                return 1
+            employers.append(r.json()["employer_id"])
+        print(f"employers: {len(employers)} registered")
         binjai, others = villages_of_province()
         today = date.today()
-        rows = [synthetic_participant(rng.choice(binjai if i % 3 == 0 else others), rng, today)
+        rows = [synthetic_participant(rng.choice(binjai if i % 3 == 0 else others), rng, today,
+                                      employers)
                 for i in range(args.count)]
         accepted, rejected, ids = 0, [], []
         for start in range(0, len(rows), 100):
@@ -176,14 +204,25 @@ def main(argv: list[str] | None = None) -> int:
               f"({in_binjai} sent for Kota Binjai)")
         for rej in rejected[:5]:
             print(f"  rejected row {rej.get('index')}: {rej.get('errors')}")
-        paid = pay_for_some(http, services.get("contributions", "http://127.0.0.1:8002"),
-                            ids[::2], rng)
+        contributions = services.get("contributions", "http://127.0.0.1:8002")
+        paid = pay_for_some(http, contributions, ids[::2], rng)
         print(f"contributions: {paid} workers paid up for this month (a synthetic city-budget "
               "batch), so they count as active")
+
+        who = demo_who_pays.seed(http, registration, contributions, binjai + others, rng)
+        print(f"who pays: Kota Tanjungbalai's programme {who.enrolled} enrolled, "
+              f"{who.programme_paid} paid this month; {len(who.opds)} OPDs of Kabupaten Serdang "
+              f"Bedagai, {who.opd_staff_paid} non-ASN staff of 12 of them paid; registrations "
+              f"by channel {who.by_channel}")
+        for problem in who.problems[:10]:
+            print(f"  {problem}", file=sys.stderr)
 
     print("Coverage is counted asynchronously (outbox relay -> Kafka -> coverage worker); try:")
     print(f"  curl {coverage}/v1/coverage/regions/{BINJAI}")
     print(f"  curl '{coverage}/v1/coverage/regions?level=regency&parent=12'")
+    print(f"  curl '{coverage}/v1/coverage/employers?region=12.18&kind=opd&covered=none'")
+    print(f"  curl '{coverage}/v1/coverage/programmes?region=12.74'")
+    print(f"  curl '{coverage}/v1/coverage/channels?region=12'")
     print(f"  dashboard: {coverage}/")
     return 0
 

@@ -1,4 +1,5 @@
-"""HTTP entry points of the contributions service: dues, money received, memberships."""
+"""HTTP entry points of the contributions service: dues, money received, memberships; the
+funded programmes' are programmes_api.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 
-from services.contributions import handlers, store
+from services.contributions import handlers, programmes_api, store
 from services.contributions.dues import dues_on
 from services.contributions.payments import check_months
 from services.contributions.rates import NoRatesError
@@ -25,7 +26,7 @@ from shared.consumer_progress import (
 from shared.problems import Problem, read_json
 from shared.responses import id_or_404, json_response
 from shared.service_app import service_app
-from shared.topics import MEMBERSHIPS, topic_name
+from shared.topics import MEMBERSHIPS, ORGANISATIONS, topic_name
 
 SINGLE_MAX_BYTES = 16 * 1024
 BULK_MAX_BYTES = 8 * 1024 * 1024
@@ -83,7 +84,8 @@ async def contribute(request: Request, caller: Writer) -> Response:
         raise Problem(422, "Invalid request", _summary(errors), errors=errors)
     [outcome] = await _pay(request, caller, [line])
     if outcome.result is None:
-        title = "Payment reference reused" if outcome.status_code == 409 else "Payment refused"
+        reused = outcome.status_code == 409 and outcome.errors[0]["field"] == "payment_ref"
+        title = "Payment reference reused" if reused else "Payment refused"
         extra = _expected(outcome.errors)
         raise Problem(outcome.status_code, title, _summary(outcome.errors),
                       errors=outcome.errors, extra=extra)
@@ -154,8 +156,9 @@ def create_app(settings: ContributionsSettings, *, clock: Clock | None = None) -
     @asynccontextmanager
     async def setup(app: FastAPI) -> AsyncIterator[None]:
         app.state.topic = topic_name(MEMBERSHIPS, settings.topic_prefix)
+        app.state.organisations_topic = topic_name(ORGANISATIONS, settings.topic_prefix)
         yield
 
     return service_app("UCJ Live — contributions", settings=settings,
-                       migrations=settings.migrations_dir, routers=[router],
+                       migrations=settings.migrations_dir, routers=[router, programmes_api.router],
                        clock=clock, setup=setup, name="contributions")

@@ -7,8 +7,10 @@ events it queues), so that the rules of the flow are tested with an in-memory fa
   (payments.py decides; 422 with what was expected). `payment_ref` is idempotent: the same line
   again returns its first result; the ref used for another payment is 409, also when requests
   race for it (the unit's unique ref decides who was first, never this process). An accepted
-  line moves `paid_through` and queues `contribution.paid`, then `membership.status_changed`
-  when the status moved.
+  line moves `paid_through` and queues `contribution.paid` (with the months paid in all, who
+  paid and the agent who collected), then `membership.status_changed` when the status moved.
+  A line naming a funded programme locks it (after the members) and is judged by
+  programmes.py as well: its funder's payer and code, enrolled months, and the budget left.
 - The calendar: members whose next check is due are settled; a status that time alone changed
   is published once, and the day to look again is recorded.
 - Learning: registration events add or update members (the newest sequence wins) and mark
@@ -27,6 +29,14 @@ from typing import Any, Protocol
 
 from services.contributions.dues import Dues, Member
 from services.contributions.payments import check_payer, check_payment, paid_through_after
+from services.contributions.programmes import (
+    Enrolment,
+    Programme,
+    Refusal,
+    budget_refusal,
+    months_paid,
+    programme_payment_refusals,
+)
 from services.contributions.schemas import PaymentIn
 from shared.event_consumer import UnusableEvent
 from shared.events import (
@@ -36,6 +46,7 @@ from shared.events import (
     ParticipantDeregistered,
     ParticipantState,
     Payload,
+    ProgrammeEnrolmentChanged,
     envelope_bytes,
 )
 from shared.membership import Period, Status, next_status_change, next_unpaid_period, status_on
@@ -67,6 +78,7 @@ class MemberState:
     status_seq: int  # the sequence of its last membership event
     next_check_on: date | None  # when time alone may change the status
     ended_reason: str | None = None  # a claim ended the membership (death, jht_withdrawn)
+    region_code: str = ""  # where the worker lives (a village code)
     events: list[QueuedEvent] = field(default_factory=list)
     touched: bool = False  # to be written back
 
@@ -77,9 +89,10 @@ class MemberState:
             return Status("terminated", self.ended_reason, 0)
         return status_on(self.member, self.paid_through, today)
 
-    def record_payment(self, dues: Dues, today: date) -> None:
+    def record_payment(self, dues: Dues, today: date, line: PaymentIn) -> None:
         """The months a payment covers, with each programme's share (claims judges paid months
-        and JHT/JP balances from these)."""
+        and JHT/JP balances from these), the months paid in all (after this payment), and who
+        paid: payer, funding code, programme, the agent who collected it."""
         self.status_seq += 1
         self.touched = True
         subject = str(self.participant_id)
@@ -87,7 +100,25 @@ class MemberState:
             ContributionPaid,
             {"participant_id": subject, "first_period": str(dues.first_period),
              "last_period": str(dues.last_period), "paid_on": str(today),
-             "amount": dues.amount, "by_program": {x.program: x.amount for x in dues.lines}},
+             "amount": dues.amount, "by_program": {x.program: x.amount for x in dues.lines},
+             "months_paid": months_paid(self.member.first_owed, self.paid_through),
+             "payer": line.payer, "funding_code": line.funding_code,
+             "programme_id": str(line.programme_id) if line.programme_id else None,
+             "agent_id": line.agent_id},
+            source=SOURCE, subject=subject, sequence=self.status_seq)))
+
+    def record_enrolment(self, enrolment: Enrolment, *, enrolled: bool) -> None:
+        """An enrolment in a funded programme made or withdrawn: one more event of this
+        participant, in the same sequence as its payments and status changes (consumers keep
+        one sequence per subject and source)."""
+        self.status_seq += 1
+        self.touched = True
+        subject = str(self.participant_id)
+        self.events.append((subject, ProgrammeEnrolmentChanged.TYPE, envelope_bytes(
+            ProgrammeEnrolmentChanged,
+            {"participant_id": subject, "programme_id": str(enrolment.programme_id),
+             "first_period": str(enrolment.first_period),
+             "last_period": str(enrolment.last_period), "enrolled": enrolled},
             source=SOURCE, subject=subject, sequence=self.status_seq)))
 
     def settle(self, today: date) -> None:
@@ -129,6 +160,7 @@ class NewPayment:
     line: PaymentIn
     receipt: Receipt
     received_by: str
+    paid_on: date | None = None  # the day booked (WIB); None: today in the database's zone
 
 
 @dataclass(frozen=True)
@@ -165,6 +197,14 @@ class EndedMembership:
     on: date
 
 
+@dataclass
+class FundsLeft:
+    """A programme while payments are judged against its budget: what it spent so far."""
+
+    programme: Programme
+    spent: int
+
+
 class ContributionsUnit(Protocol):
     """One transaction of the contributions service."""
 
@@ -184,6 +224,14 @@ class ContributionsUnit(Protocol):
         """Record new payments. False when a ref among them was recorded meanwhile by another
         transaction (waiting for it to end): some may be written then, so the caller leaves
         the savepoint with an exception."""
+
+    async def lock_programmes(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, FundsLeft]:
+        """The programmes among `ids` with what they spent so far, locked for the rest of the
+        transaction (after the members: one lock order everywhere)."""
+
+    async def enrolments_of(self, participant_ids: Sequence[uuid.UUID]
+                            ) -> dict[uuid.UUID, list[Enrolment]]:
+        """The current (not withdrawn) enrolments of these workers, by worker."""
 
     async def due_members(self, today: date, limit: int) -> list[MemberState]:
         """Up to `limit` members whose next check falls on or before `today`, earliest first,
@@ -242,6 +290,11 @@ async def _pay_once(unit: ContributionsUnit, lines: Sequence[PaymentIn], *, call
     # identical request that raced this one) is seen here and replayed, not judged again by
     # the rules against the state it left (which would refuse it: that period is paid).
     earlier = dict(await unit.receipts([line.payment_ref for line in lines]))
+    funded = sorted({line.programme_id for line in lines if line.programme_id is not None})
+    funds = await unit.lock_programmes(funded) if funded else {}
+    enrolments = await unit.enrolments_of(
+        sorted({line.participant_id for line in lines if line.programme_id is not None})
+    ) if funded else {}
     outcomes: list[PaymentOutcome] = []
     new: list[NewPayment] = []
     for line in lines:
@@ -256,21 +309,52 @@ async def _pay_once(unit: ContributionsUnit, lines: Sequence[PaymentIn], *, call
                 "field": "participant_id", "message": "no participant has this id"}], 422))
             continue
         errors, dues = payment_errors(state, line, today)
+        if line.programme_id is not None:
+            errors += programme_errors(line, funds, enrolments, dues)
         if errors or dues is None:
             outcomes.append(PaymentOutcome(None, errors, 422))
             continue
+        if line.programme_id is not None:
+            left = funds[line.programme_id]
+            refusal = budget_refusal(left.programme, left.spent, line.amount)
+            if refusal is not None:
+                outcomes.append(_refused(refusal))
+                continue
+            left.spent += line.amount
         state.paid_through = paid_through_after(state.paid_through,
                                                 Period.parse(line.first_period), line.months)
-        state.record_payment(dues, today)
+        state.record_payment(dues, today, line)
         state.settle(today)
         receipt = Receipt(uuid.uuid4(), digest, str(state.paid_through), state.status)
         earlier[line.payment_ref] = receipt  # the same ref later in these lines: a replay
-        new.append(NewPayment(line, receipt, caller))
+        new.append(NewPayment(line, receipt, caller, today))
         outcomes.append(PaymentOutcome(receipt.public(), [], 201))
     if new and not await unit.add_payments(new):
         raise _PaymentRefTaken
     await unit.save(list(states.values()))
     return outcomes
+
+
+def programme_errors(line: PaymentIn, funds: dict[uuid.UUID, FundsLeft],
+                     enrolments: dict[uuid.UUID, list[Enrolment]],
+                     dues: Dues | None) -> list[dict[str, str]]:
+    """What is wrong with a line naming a programme, besides the budget."""
+    left = funds.get(line.programme_id) if line.programme_id else None
+    programme = left.programme if left else None
+    enrolment = next((e for e in enrolments.get(line.participant_id, ())
+                      if e.programme_id == line.programme_id), None)
+    try:
+        first = Period.parse(line.first_period)
+        last = first + (min(max(line.months, 1), 12) - 1)
+    except ValueError:
+        return []  # said by payment_errors
+    return [e.as_dict() for e in programme_payment_refusals(
+        programme, enrolment, payer=line.payer, funding_code=line.funding_code, first=first,
+        last=last, programs=[x.program for x in dues.lines] if dues else ())]
+
+
+def _refused(refusal: Refusal) -> PaymentOutcome:
+    return PaymentOutcome(None, [refusal.error.as_dict()], refusal.status)
 
 
 def _replayed(first: Receipt, digest: bytes) -> PaymentOutcome:

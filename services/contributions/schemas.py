@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from services.contributions.payments import Payer
 from shared.problems import errors_of
 from shared.text import NoControls
+from shared.vocabulary import FundingCode, Program
 
 MAX_BULK_LINES = 10_000
 
@@ -19,6 +20,9 @@ MAX_BULK_LINES = 10_000
 PaymentRef = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$"), NoControls
 ]
+
+AgentId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$"), NoControls]
+UUID_FIELDS = ("participant_id", "programme_id")
 
 
 class PaymentIn(BaseModel):
@@ -34,6 +38,10 @@ class PaymentIn(BaseModel):
     payer: Payer
     # Government and CSR payers name how the money is funded (DOMAIN.md): SG, SD, SA, SL, SC, SB.
     funding_code: Annotated[str, Field(max_length=2), NoControls] | None = None
+    # The funded programme that pays (its payer and funding code must be the programme's).
+    programme_id: uuid.UUID | None = Field(default=None, json_schema_extra={"format": "uuid"})
+    # The PERISAI agent who collected the money.
+    agent_id: AgentId | None = None
 
     _digest: bytes = PrivateAttr(default=b"")
 
@@ -53,18 +61,72 @@ def parse_line(raw: Any) -> tuple[PaymentIn | None, list[dict[str, str]]]:
     if not isinstance(raw, dict):
         return None, [{"field": "", "message": "a contribution must be a JSON object"}]
     try:
-        if isinstance(raw.get("participant_id"), str):
-            # JSON has no UUID type: accept the string form under strict validation.
-            raw = {**raw, "participant_id": _uuid(raw["participant_id"])}
+        sent = raw
+        for name in UUID_FIELDS:
+            if isinstance(raw.get(name), str):
+                # JSON has no UUID type: accept the string form under strict validation.
+                try:
+                    raw = {**raw, name: _uuid(raw[name])}
+                except ValueError:
+                    return None, [{"field": name, "message": "must be a UUID"}]
         line = PaymentIn.model_validate(raw)
-        line._digest = _digest({**raw, "participant_id": str(line.participant_id)})
+        line._digest = _digest({**sent, **{name: str(raw[name]) for name in UUID_FIELDS
+                                           if isinstance(raw.get(name), uuid.UUID)}})
         return line, []
     except ValidationError as exc:
         return None, errors_of(exc)
-    except ValueError:
-        return None, [{"field": "participant_id", "message": "must be a UUID"}]
 
 
 def _uuid(value: str) -> uuid.UUID:
     return uuid.UUID(value)
 
+
+
+# --- funded programmes ------------------------------------------------------------------------
+
+
+class ProgrammeIn(BaseModel):
+    """POST /v1/programmes: `months` months funded from `first_period` (default January of
+    `year`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=200), NoControls]
+    funder_region: Annotated[str, Field(min_length=2, max_length=13, examples=["12.75"]),
+                             NoControls]
+    year: Annotated[int, Field(ge=2000, le=2100)]
+    quota: Annotated[int, Field(ge=1, le=10_000_000)]
+    budget_rupiah: Annotated[int, Field(ge=0, le=10**15)]
+    funding_code: FundingCode
+    programs: Annotated[list[Program], Field(min_length=1, max_length=5)]
+    months: Annotated[int, Field(ge=1, le=12)]
+    first_period: Annotated[str, Field(max_length=7, examples=["2026-01"]),
+                            NoControls] | None = None
+
+
+class ProgrammeChangeIn(BaseModel):
+    """PATCH /v1/programmes/{id}: the name, quota and budget may change; its region, funding
+    code, programmes and months may not (enrolments and payments stand on them)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=200), NoControls] | None = None
+    quota: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    budget_rupiah: Annotated[int, Field(ge=0, le=10**15)] | None = None
+
+
+class EnrolmentIn(BaseModel):
+    """One enrolment: POST /v1/programmes/{id}/enrolments, and each row of its bulk form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    participant_id: uuid.UUID
+
+
+def parse_enrolment(raw: Any) -> tuple[EnrolmentIn | None, list[dict[str, str]]]:
+    if not isinstance(raw, dict):
+        return None, [{"field": "", "message": "an enrolment must be a JSON object"}]
+    try:
+        return EnrolmentIn.model_validate(raw), []
+    except ValidationError as exc:
+        return None, errors_of(exc)

@@ -1,5 +1,6 @@
 """HTTP entry points of the registration service (../shared/CONTRACT.md "Registration
-service"): register one worker or a bulk, read, change, look up, grant. The use cases are
+service"): register one worker or a bulk, read, change, look up, grant; register, list and read
+employers and their declared workers (issue 11). The use cases are
 handlers.py; this module reads and checks bodies and headers, opens the unit of work, and maps
 the handlers' answers to responses."""
 
@@ -15,11 +16,17 @@ from services.registration import access, handlers, store
 from services.registration.csv_upload import rows_from_csv
 from services.registration.schemas import (
     MAX_BULK_ROWS,
+    DeclaredWorkersIn,
+    EmployerIn,
+    EmployerOut,
+    EmployerPage,
     GrantIn,
     LookupIn,
     ParticipantIn,
     ParticipantOut,
     Registered,
+    validate_declared,
+    validate_employer,
     validate_row,
 )
 from services.registration.settings import RegistrationSettings
@@ -33,9 +40,10 @@ from shared.problems import (
     read_json,
     validation_problem,
 )
+from shared.regions import directory
 from shared.responses import id_or_404, json_response
 from shared.service_app import service_app
-from shared.topics import PARTICIPANTS, topic_name
+from shared.topics import ORGANISATIONS, PARTICIPANTS, topic_name
 
 SINGLE_MAX_BYTES = 64 * 1024
 BULK_MAX_BYTES = 16 * 1024 * 1024
@@ -45,6 +53,9 @@ router = APIRouter(prefix="/v1/participants", tags=["participants"])
 Writer = Annotated[Caller, Depends(require("participants:write"))]
 Reader = Annotated[Caller, Depends(require("participants:read"))]
 Granter = Annotated[Caller, Depends(require(access.GRANT_SCOPE))]
+employer_router = APIRouter(prefix="/v1/employers", tags=["employers"])
+EmployerWriter = Annotated[Caller, Depends(require("employers:write"))]
+EmployerReader = Annotated[Caller, Depends(require("employers:read"))]
 
 
 @asynccontextmanager
@@ -54,7 +65,8 @@ async def _unit(request: Request, *, transaction: bool = True
     statement (atomic without one)."""
     state = request.app.state
     async with state.pool.acquire() as conn:
-        unit = store.PgRegistrationUnit(conn, topic=state.topic, kpjs=state.kpjs)
+        unit = store.PgRegistrationUnit(conn, topic=state.topic, kpjs=state.kpjs,
+                                        organisations_topic=state.organisations_topic)
         if not transaction:
             yield unit
             return
@@ -190,10 +202,64 @@ async def grant_access(participant_id: str, request: Request, caller: Granter) -
                                "partner_id": partner})
 
 
+# --- employers (issue 11) ---------------------------------------------------------------------
+
+
+@employer_router.post("", status_code=201, response_model=EmployerOut,
+                      responses={409: {"description": "NPP already registered"}},
+                      openapi_extra=_body_schema(EmployerIn.model_json_schema()))
+async def register_employer(request: Request, caller: EmployerWriter) -> Response:
+    raw = await read_json(request, max_bytes=SINGLE_MAX_BYTES)
+    employer, errors = validate_employer(raw)
+    if employer is None:
+        raise validation_problem(errors)
+    retry = _retry(request, raw)
+    async with _unit(request) as unit:
+        reply = await handlers.register_employer(unit, employer.to_employer(),
+                                                 owner=caller.partner_id, retry=retry)
+    return _reply(reply)
+
+
+@employer_router.get("", response_model=EmployerPage)
+async def list_employers(request: Request, _: EmployerReader, region: str | None = None,
+                         kind: str | None = None, limit: str | None = None,
+                         cursor: str | None = None) -> Response:
+    """Employers by id, a page at a time: `region` any region code (the employers registered
+    in it or in a region within it), `kind`, `limit` (1-1000, default 100), `cursor` (the
+    previous page's next_cursor)."""
+    size, after = handlers.employers_query(region, kind, limit, cursor, regions=directory())
+    async with _unit(request, transaction=False) as unit:
+        page = await handlers.list_employers(unit, region=region, kind=kind, limit=size,
+                                             after=after)
+    return json_response(200, page)
+
+
+@employer_router.get("/{employer_id}", response_model=EmployerOut)
+async def read_employer(employer_id: str, request: Request, _: EmployerReader) -> Response:
+    eid = id_or_404(employer_id, "employer")
+    async with _unit(request, transaction=False) as unit:
+        found = await handlers.read_employer(unit, eid)
+    return json_response(200, handlers.public_employer(found))
+
+
+@employer_router.put("/{employer_id}/declared-workers", response_model=EmployerOut,
+                     openapi_extra=_body_schema(DeclaredWorkersIn.model_json_schema()))
+async def declare_workers(employer_id: str, request: Request, _: EmployerWriter) -> Response:
+    """Add or replace the workers the employer declares for one year."""
+    eid = id_or_404(employer_id, "employer")
+    figure, errors = validate_declared(await read_json(request, max_bytes=SINGLE_MAX_BYTES))
+    if figure is None:
+        raise validation_problem(errors)
+    async with _unit(request) as unit:
+        changed = await handlers.declare_workers(unit, eid, figure)
+    return json_response(200, handlers.public_employer(changed))
+
+
 def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) -> FastAPI:
     @asynccontextmanager
     async def setup(app: FastAPI) -> AsyncIterator[None]:
         app.state.topic = topic_name(PARTICIPANTS, settings.topic_prefix)
+        app.state.organisations_topic = topic_name(ORGANISATIONS, settings.topic_prefix)
         app.state.kpjs = store.KpjAllocator()
         relay = None
         if settings.embedded_relay:
@@ -206,5 +272,5 @@ def create_app(settings: RegistrationSettings, *, clock: Clock | None = None) ->
                 await relay.stop()
 
     return service_app("UCJ Live — registration", settings=settings,
-                       migrations=settings.migrations_dir, routers=[router],
+                       migrations=settings.migrations_dir, routers=[router, employer_router],
                        clock=clock, setup=setup, name="registration")

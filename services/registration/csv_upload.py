@@ -33,8 +33,9 @@ def _cell(column: str, text: str) -> Any:
 def rows_from_csv(text: str, *, max_rows: int = MAX_BULK_ROWS) -> list[dict[str, Any]]:
     """Rows of a text/csv bulk upload as dicts for `validate_row`.
 
-    The first line names the columns (any order, case and spaces ignored; employer_id and
-    occupation may be left out). Comma-separated, or semicolon-separated as spreadsheets in
+    The first line names the columns (any order, case and spaces ignored; employer_id,
+    occupation, channel, agent_id and office_village may be left out, and an empty channel is
+    partner_api). Comma-separated, or semicolon-separated as spreadsheets in
     Indonesian locale save it. Empty cells are null, `programs` is space-separated, and
     monthly_income becomes an integer. Blank lines are skipped; a row's index is its position
     among the data rows, from 0. A file that cannot be read as such rows raises ValueError.

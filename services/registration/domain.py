@@ -9,6 +9,8 @@ day a regulation changes there is one place to change (and to date, when it firs
 from __future__ import annotations
 
 import dataclasses
+import re
+import uuid
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -17,7 +19,16 @@ from typing import Any, Literal
 from shared.field_errors import FieldError
 from shared.regions import NATIONAL_CODE, RegionDirectory, level_of
 from shared.text import CONTROL_CHARACTERS, control_character
-from shared.vocabulary import PROGRAMS, SEGMENTS, Program, Segment
+from shared.vocabulary import (
+    CHANNELS,
+    EMPLOYER_KINDS,
+    PROGRAMS,
+    SEGMENTS,
+    Channel,
+    EmployerKind,
+    Program,
+    Segment,
+)
 
 Sex = Literal["M", "F"]
 EmployerRule = Literal["required", "forbidden", "either"]
@@ -55,6 +66,8 @@ class SegmentTerms:
     employer: EmployerRule
     min_monthly_income: int
     max_monthly_income: int
+    # The kinds of employer (POST /v1/employers) a worker of this segment may name.
+    employer_kinds: frozenset[EmployerKind] = frozenset()
 
     @property
     def allowed_programs(self) -> frozenset[Program]:
@@ -67,6 +80,8 @@ _ALWAYS: frozenset[Program] = frozenset({"JKK", "JKM"})
 # PU: JP is for medium/large firms and JKP for citizens; v1 knows neither firm size nor
 # citizenship, so both are open to every PU worker (JKP still under the age limit).
 # PMI: registered by the worker or through a placement agency, so employer_id may be either.
+# Employer kinds (issue 11): PU any kind (an OPD's non-ASN staff register as PU of that OPD);
+# JAKON a contractor (private, bumn, bumd); PMI a placement agency (private) or none.
 SEGMENT_TERMS: dict[str, SegmentTerms] = {
     "PU": SegmentTerms(
         required_programs=_ALWAYS,
@@ -74,6 +89,7 @@ SEGMENT_TERMS: dict[str, SegmentTerms] = {
         employer="required",
         min_monthly_income=MIN_MONTHLY_INCOME,
         max_monthly_income=MONTHLY_INCOME_SANITY_CAP,
+        employer_kinds=frozenset(EMPLOYER_KINDS),
     ),
     "BPU": SegmentTerms(
         required_programs=_ALWAYS,
@@ -88,6 +104,7 @@ SEGMENT_TERMS: dict[str, SegmentTerms] = {
         employer="required",
         min_monthly_income=MIN_MONTHLY_INCOME,
         max_monthly_income=MONTHLY_INCOME_SANITY_CAP,
+        employer_kinds=frozenset({"private", "bumn", "bumd"}),
     ),
     "PMI": SegmentTerms(
         required_programs=_ALWAYS,
@@ -95,6 +112,7 @@ SEGMENT_TERMS: dict[str, SegmentTerms] = {
         employer="either",
         min_monthly_income=MIN_MONTHLY_INCOME,
         max_monthly_income=MONTHLY_INCOME_SANITY_CAP,
+        employer_kinds=frozenset({"private"}),
     ),
 }
 
@@ -118,6 +136,10 @@ class Registration:
     occupation: str | None
     monthly_income: int
     programs: tuple[Program, ...]
+    # How the worker came (issue 11); fixed once registered, like the identity.
+    channel: Channel = "partner_api"
+    agent_id: str | None = None
+    office_village: str | None = None
 
 
 # --- small facts ------------------------------------------------------------------------------
@@ -273,7 +295,73 @@ def check_employer(segment: str, employer_id: str | None) -> list[FieldError]:
         return [FieldError("employer_id", f"is required for {segment}")]
     if terms.employer == "forbidden" and employer_id is not None:
         return [FieldError("employer_id", f"must be null for {segment} (no employer)")]
-    return check_text("employer_id", employer_id)
+    errors = check_text("employer_id", employer_id)
+    if not errors and employer_id is not None and not is_employer_id(employer_id):
+        errors.append(FieldError(
+            "employer_id", "must be an employer's id (the UUID POST /v1/employers gave)"))
+    return errors
+
+
+def is_employer_id(employer_id: str) -> bool:
+    """Whether the text has an employer id's shape (a UUID): what is worth looking up."""
+    try:
+        uuid.UUID(employer_id)
+    except ValueError:
+        return False
+    return True
+
+
+def check_employer_kind(segment: str, employer_id: str | None,
+                        kind: str | None) -> list[FieldError]:
+    """The named employer against the segment, once looked up: `kind` is the employer's kind,
+    None when no employer has this id. (Checked after check_employer: shape and presence.)"""
+    if employer_id is None:
+        return []
+    if kind is None:
+        return [FieldError("employer_id", "no employer has this id; register it first "
+                                          "(POST /v1/employers)")]
+    terms = SEGMENT_TERMS.get(segment)
+    if terms is None or kind in terms.employer_kinds:
+        return []
+    allowed = [k for k in EMPLOYER_KINDS if k in terms.employer_kinds]
+    return [FieldError("employer_id", f"is a {kind} employer; {segment} workers may name "
+                                      f"only {' or '.join(allowed) or 'no'} employers")]
+
+
+# --- channel: how the worker came -------------------------------------------------------------
+AGENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+
+
+def check_channel(channel: str, agent_id: str | None, office_village: str | None,
+                  employer_id: str | None, *, regions: RegionDirectory) -> list[FieldError]:
+    """A PERISAI agent names itself, a village office its village, an employer's portal its
+    employer; no other channel carries an agent or an office."""
+    if channel not in CHANNELS:
+        return [FieldError("channel", f"must be one of {' '.join(CHANNELS)}")]
+    errors: list[FieldError] = []
+    if channel == "agent":
+        if agent_id is None:
+            errors.append(FieldError("agent_id", "is required on the agent channel"))
+        elif not AGENT_ID_PATTERN.fullmatch(agent_id):
+            errors.append(FieldError(
+                "agent_id", "must be 1 to 40 letters, digits, '.', '_' or '-', starting with a "
+                            "letter or digit"))
+    elif agent_id is not None:
+        errors.append(FieldError("agent_id", f"only the agent channel names an agent, not "
+                                             f"{channel}"))
+    if channel == "village_office":
+        if office_village is None:
+            errors.append(FieldError("office_village",
+                                     "is required on the village_office channel"))
+        elif not regions.is_village(office_village):
+            errors.append(FieldError("office_village",
+                                     "is not a known village (kelurahan/desa) code"))
+    elif office_village is not None:
+        errors.append(FieldError("office_village", f"only the village_office channel names an "
+                                                   f"office, not {channel}"))
+    if channel == "employer" and employer_id is None:
+        errors.append(FieldError("employer_id", "is required on the employer channel"))
+    return errors
 
 
 def check_programs(
@@ -352,6 +440,8 @@ def check_registration(
     errors += check_region(r.region_code, regions=regions)
     errors += check_segment(r.segment)
     errors += check_employer(r.segment, r.employer_id)
+    errors += check_channel(r.channel, r.agent_id, r.office_village, r.employer_id,
+                            regions=regions)
     errors += check_income(r.segment, r.monthly_income)
     errors += check_programs(r.segment, r.programs, age_at_enrolment=age_on(r.birth_date, today))
     return errors

@@ -8,6 +8,11 @@ and the SQL lives in store.py alone.
   with the existing participant's id. With an Idempotency-Key the work and the key's record
   commit together, so the work happens once per key: the same request again gets the first
   answer, byte for byte; the same key with another request is 422.
+- Employers: a PU or JAKON worker (and a PMI worker's placement agency) names an employer
+  registered here (POST /v1/employers), of a kind its segment allows (domain.SEGMENT_TERMS);
+  one lookup for every employer a request names, bulk or not. An employer's registration and
+  each change of its declared workers write its event (topic ucj.organisations) in the same
+  transaction; an NPP already registered is 409 with that employer's id.
 - Reading and changing: a worker is visible to the partner that registered it, to partners it
   was granted to, and to admins; to anyone else it does not exist (404). A change publishes
   participant.changed with the fields that really changed; a terminated membership is 409.
@@ -17,20 +22,26 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
 import orjson
 
-from services.registration import access, domain
+from services.registration import access, domain, employers
 from services.registration.schemas import ParticipantIn, validate_patch, validate_row
 from shared.auth import Caller
 from shared.problems import Problem, validation_problem
+from shared.regions import NATIONAL_CODE, RegionDirectory
 
 # A participant as the store gives it (PARTICIPANT_COLUMNS in store.py; a dict in the tests).
 Participant = Mapping[str, Any]
+# An employer as the store gives it: employer_id, name, kind, region_code, npp, declared (a
+# tuple of employers.Declared, by year), version, registered_on.
+EmployerRecord = Mapping[str, Any]
+MAX_EMPLOYERS_PAGE = 1000
+DEFAULT_EMPLOYERS_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,30 @@ class RegistrationUnit(Protocol):
 
     async def live_participant_by_nik(self, nik: str) -> uuid.UUID | None: ...
 
+    # --- employers ---
+
+    async def employer_kinds(self, employer_ids: Collection[str]) -> dict[str, str]:
+        """The kind of each of these employers that exists (ids in their canonical spelling),
+        in one lookup."""
+
+    async def add_employer(self, employer: employers.Employer, *,
+                           owner: str) -> tuple[EmployerRecord | None, uuid.UUID | None]:
+        """Insert the employer with its employer.registered event: (the record, None), or
+        (None, the id of the employer that already has this NPP)."""
+
+    async def employer(self, employer_id: uuid.UUID, *,
+                       lock: bool = False) -> EmployerRecord | None: ...
+
+    async def change_declared(self, employer: EmployerRecord,
+                              declared: tuple[employers.Declared, ...]) -> EmployerRecord:
+        """Replace a locked employer's declared figures (its version + 1) and queue its
+        employer.changed event; the employer as it is now."""
+
+    async def employers_page(self, *, region: str | None, kind: str | None, limit: int,
+                             after: uuid.UUID | None) -> list[EmployerRecord]:
+        """Up to `limit` employers within the region (prefix) and of the kind, by id, after the
+        id `after`."""
+
 
 Work = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
@@ -133,6 +168,9 @@ async def register_one(unit: RegistrationUnit, participant: ParticipantIn, *, ow
     already registered."""
 
     async def work() -> tuple[int, dict[str, Any]]:
+        errors = await employer_errors(unit, [(0, participant)])
+        if errors:
+            raise validation_problem(errors[0])
         [outcome] = await unit.register([participant], owner=owner, today=today)
         if not outcome.created:
             return 409, duplicate_problem(outcome.participant_id)
@@ -160,9 +198,13 @@ async def register_bulk(unit: RegistrationUnit, rows: JudgedRows, *, owner: str,
     """200 with the rows registered and those rejected (bad, or a NIK already registered)."""
 
     async def work() -> tuple[int, dict[str, Any]]:
-        outcomes = await unit.register([p for _, p in rows.valid], owner=owner, today=today)
-        results, rejected = [], list(rows.rejected)
-        for (index, _), outcome in zip(rows.valid, outcomes, strict=True):
+        refused = await employer_errors(unit, rows.valid)
+        rejected = list(rows.rejected)
+        rejected += [{"index": index, "errors": errors} for index, errors in refused.items()]
+        valid = [(index, p) for index, p in rows.valid if index not in refused]
+        outcomes = await unit.register([p for _, p in valid], owner=owner, today=today)
+        results = []
+        for (index, _), outcome in zip(valid, outcomes, strict=True):
             if outcome.created:
                 results.append({"index": index, "participant_id": str(outcome.participant_id)})
             else:
@@ -172,6 +214,21 @@ async def register_bulk(unit: RegistrationUnit, rows: JudgedRows, *, owner: str,
         return 200, {"accepted": len(results), "rejected": rejected, "results": results}
 
     return await once(unit, retry, owner, work)
+
+
+async def employer_errors(unit: RegistrationUnit, rows: Sequence[tuple[int, ParticipantIn]]
+                          ) -> dict[int, list[dict[str, str]]]:
+    """The rows (by index) whose employer does not exist or is of a kind their segment may not
+    name, with the errors; one lookup for all the employers named."""
+    named = {p.employer_id for _, p in rows if p.employer_id is not None}
+    kinds = await unit.employer_kinds(named) if named else {}
+    refused: dict[int, list[dict[str, str]]] = {}
+    for index, p in rows:
+        kind = kinds.get(p.employer_id) if p.employer_id is not None else None
+        errors = domain.check_employer_kind(p.segment, p.employer_id, kind)
+        if errors:
+            refused[index] = [e.as_dict() for e in errors]
+    return refused
 
 
 def duplicate_problem(participant_id: uuid.UUID) -> dict[str, Any]:
@@ -237,6 +294,13 @@ async def change_participant(unit: RegistrationUnit, caller: Caller,
         raise validation_problem(errors)
     changes = {field: value for field, value in patch.changes().items()
                if _comparable(field, found[field]) != _comparable(field, value)}
+    if changes.keys() & {"segment", "employer_id"}:
+        segment = str(changes.get("segment", found["segment"]))
+        employer_id = changes.get("employer_id", found["employer_id"])
+        kinds = await unit.employer_kinds({employer_id}) if employer_id is not None else {}
+        refused = domain.check_employer_kind(segment, employer_id, kinds.get(employer_id or ""))
+        if refused:
+            raise validation_problem([e.as_dict() for e in refused])
     return await unit.change(found, changes) if changes else found
 
 
@@ -250,7 +314,9 @@ def registration_of(participant: Participant) -> domain.Registration:
         birth_date=participant["birth_date"], sex=participant["sex"],
         region_code=participant["region_code"], segment=participant["segment"],
         employer_id=participant["employer_id"], occupation=participant["occupation"],
-        monthly_income=participant["monthly_income"], programs=tuple(participant["programs"]))
+        monthly_income=participant["monthly_income"], programs=tuple(participant["programs"]),
+        channel=participant["channel"], agent_id=participant["agent_id"],
+        office_village=participant["office_village"])
 
 
 async def grant_access(unit: RegistrationUnit, caller: Caller, participant_id: uuid.UUID,
@@ -268,3 +334,91 @@ async def lookup(unit: RegistrationUnit, nik: str) -> uuid.UUID:
     if found is None:
         raise Problem(404, "Not found", "no live membership has this NIK")
     return found
+
+
+# --- employers --------------------------------------------------------------------------------
+
+
+def public_employer(employer: EmployerRecord) -> dict[str, Any]:
+    """An employer as every reader sees it (nothing in it is personal data)."""
+    return {"employer_id": str(employer["employer_id"]), "name": employer["name"],
+            "kind": employer["kind"], "region_code": employer["region_code"],
+            "npp": employer["npp"],
+            "declared_workers": [{"year": d.year, "count": d.count, "source": d.source}
+                                 for d in employer["declared"]],
+            "registered_on": str(employer["registered_on"])}
+
+
+async def register_employer(unit: RegistrationUnit, employer: employers.Employer, *,
+                            owner: str, retry: IdempotencyKey | None) -> Reply:
+    """201 with the employer; 409 naming the employer already registered with this NPP."""
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        created, existing = await unit.add_employer(employer, owner=owner)
+        if created is None:
+            return 409, Problem(409, "Already registered",
+                                "an employer with this NPP is registered",
+                                errors=[{"field": "npp", "message": "already registered"}],
+                                extra={"employer_id": str(existing)}).body()
+        return 201, public_employer(created)
+
+    return await once(unit, retry, owner, work)
+
+
+async def read_employer(unit: RegistrationUnit, employer_id: uuid.UUID) -> EmployerRecord:
+    found = await unit.employer(employer_id)
+    if found is None:
+        raise Problem(404, "Not found", "no employer has this id")
+    return found
+
+
+async def declare_workers(unit: RegistrationUnit, employer_id: uuid.UUID,
+                          figure: employers.Declared) -> EmployerRecord:
+    """Add or replace one year's declared workers; the same figure again changes nothing."""
+    found = await unit.employer(employer_id, lock=True)
+    if found is None:
+        raise Problem(404, "Not found", "no employer has this id")
+    declared = employers.with_declared(found["declared"], figure)
+    if declared == tuple(found["declared"]):
+        return found
+    return await unit.change_declared(found, declared)
+
+
+def employers_query(region: str | None, kind: str | None, limit: str | None,
+                    cursor: str | None, *, regions: RegionDirectory
+                    ) -> tuple[int, uuid.UUID | None]:
+    """The list's query parameters checked: (limit, the id to continue after), or a 422."""
+    errors: list[dict[str, str]] = []
+    if region is not None and region != NATIONAL_CODE:
+        errors += [{"field": "region", "message": e.message}
+                   for e in employers.check_employer_region(region, regions=regions)]
+    if kind is not None:
+        errors += [e.as_dict() for e in employers.check_kind(kind)]
+    size = DEFAULT_EMPLOYERS_PAGE
+    if limit is not None:
+        if not (limit.isascii() and limit.isdigit() and len(limit) <= 6
+                and 1 <= int(limit) <= MAX_EMPLOYERS_PAGE):
+            errors.append({"field": "limit",
+                           "message": f"must be a whole number from 1 to {MAX_EMPLOYERS_PAGE}"})
+        else:
+            size = int(limit)
+    after = None
+    if cursor is not None:
+        try:
+            after = uuid.UUID(cursor)
+        except ValueError:
+            errors.append({"field": "cursor", "message": "is not a cursor this list gave"})
+    if errors:
+        raise validation_problem(errors)
+    return size, after
+
+
+async def list_employers(unit: RegistrationUnit, *, region: str | None, kind: str | None,
+                         limit: int, after: uuid.UUID | None) -> dict[str, Any]:
+    """A page of employers by id, and the cursor of the next page (None on the last)."""
+    page = await unit.employers_page(region=None if region == NATIONAL_CODE else region, kind=kind,
+                                     limit=limit + 1, after=after)
+    more = len(page) > limit
+    items = page[:limit]
+    return {"items": [public_employer(e) for e in items],
+            "next_cursor": str(items[-1]["employer_id"]) if more else None}

@@ -26,12 +26,12 @@ from pydantic import (
     model_validator,
 )
 
-from services.registration import domain
+from services.registration import domain, employers
 from services.registration.domain import Sex
 from shared.problems import errors_of
 from shared.regions import RegionDirectory, directory
 from shared.text import NoControls
-from shared.vocabulary import PROGRAMS, Program, Segment
+from shared.vocabulary import PROGRAMS, Channel, EmployerKind, Program, Segment
 
 MAX_BULK_ROWS = 10_000
 FULL_NAME_MAX_CHARS = 200
@@ -71,7 +71,23 @@ Programs = Annotated[
 RegionCode = Annotated[
     str, Field(max_length=REGION_CODE_MAX_CHARS, examples=["12.75.01.1001"]), NoControls
 ]
-EmployerId = Annotated[str, Field(max_length=EMPLOYER_ID_MAX_CHARS), NoControls]
+AGENT_ID_MAX_CHARS = 64  # domain.AGENT_ID_PATTERN says 40; longer gets its message too
+
+
+def _canonical_employer_id(value: str) -> str:
+    """An employer id in the one spelling it is stored with (lower-case UUID), so that the
+    same employer named in capitals is the same employer; anything else is left for the rules
+    (domain.check_employer) to refuse."""
+    return str(uuid.UUID(value)) if domain.is_employer_id(value) else value
+
+
+def _default_channel(value: object) -> object:
+    return "partner_api" if value is None else value
+
+
+EmployerId = Annotated[str, Field(max_length=EMPLOYER_ID_MAX_CHARS), NoControls,
+                       AfterValidator(_canonical_employer_id)]
+ChannelIn = Annotated[Channel, BeforeValidator(_default_channel)]
 
 
 class ParticipantIn(BaseModel):
@@ -91,6 +107,10 @@ class ParticipantIn(BaseModel):
     occupation: Annotated[str, Field(max_length=OCCUPATION_MAX_CHARS), NoControls] | None = None
     monthly_income: int
     programs: Programs
+    # How the worker came (issue 11): absent or null is partner_api.
+    channel: ChannelIn = "partner_api"
+    agent_id: Annotated[str, Field(max_length=AGENT_ID_MAX_CHARS), NoControls] | None = None
+    office_village: RegionCode | None = None
 
     def to_registration(self) -> domain.Registration:
         return domain.Registration(
@@ -104,6 +124,9 @@ class ParticipantIn(BaseModel):
             occupation=self.occupation,
             monthly_income=self.monthly_income,
             programs=tuple(self.programs),
+            channel=self.channel,
+            agent_id=self.agent_id,
+            office_village=self.office_village,
         )
 
 
@@ -179,6 +202,9 @@ class ParticipantOut(BaseModel):
     programs: list[Program]
     status: Literal["registered", "terminated"]
     registered_on: date
+    channel: Channel = "partner_api"
+    agent_id: str | None = None
+    office_village: str | None = None
 
     @classmethod
     def from_record(cls, record: Any) -> ParticipantOut:
@@ -196,7 +222,94 @@ class ParticipantOut(BaseModel):
             programs=list(record["programs"]),
             status=record["status"],
             registered_on=record["registered_on"],
+            channel=record.get("channel") or "partner_api",
+            agent_id=record.get("agent_id"),
+            office_village=record.get("office_village"),
         )
+
+
+# --- employers --------------------------------------------------------------------------------
+
+
+class DeclaredWorkersIn(BaseModel):
+    """PUT /v1/employers/{id}/declared-workers, and `declared_workers` of POST /v1/employers:
+    the workers an employer declares for one year."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    year: int
+    count: int
+    source: Annotated[str, Field(max_length=employers.SOURCE_MAX_CHARS), NoControls] | None = None
+
+    def to_declared(self) -> employers.Declared:
+        return employers.Declared(self.year, self.count, self.source)
+
+
+class EmployerIn(BaseModel):
+    """POST /v1/employers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[str, Field(max_length=employers.NAME_MAX_CHARS), NoControls]
+    kind: EmployerKind
+    region_code: RegionCode
+    npp: Annotated[str, Field(max_length=64), NoControls] | None = None
+    declared_workers: DeclaredWorkersIn | None = None
+
+    def to_employer(self) -> employers.Employer:
+        declared = () if self.declared_workers is None else (self.declared_workers.to_declared(),)
+        return employers.Employer(self.name, self.kind, self.region_code, self.npp, declared)
+
+
+class DeclaredWorkersOut(BaseModel):
+    year: int
+    count: int
+    source: str | None
+
+
+class EmployerOut(BaseModel):
+    employer_id: uuid.UUID
+    name: str
+    kind: EmployerKind
+    region_code: str
+    npp: str | None
+    declared_workers: list[DeclaredWorkersOut]
+    registered_on: date
+
+
+class EmployerPage(BaseModel):
+    items: list[EmployerOut]
+    next_cursor: str | None
+
+
+def validate_employer(raw: object, *, regions: RegionDirectory | None = None
+                      ) -> tuple[EmployerIn | None, list[dict[str, str]]]:
+    """A POST /v1/employers body: the employer or its errors."""
+    if not isinstance(raw, dict):
+        return None, [{"field": "", "message": "an employer must be a JSON object"}]
+    try:
+        employer = EmployerIn.model_validate(raw)
+    except ValidationError as exc:
+        return None, errors_of(exc)
+    problems = employers.check_employer(employer.to_employer(), regions=regions or directory())
+    if problems:
+        return None, [p.as_dict() for p in problems]
+    return employer, []
+
+
+def validate_declared(raw: object) -> tuple[employers.Declared | None, list[dict[str, str]]]:
+    """A PUT /v1/employers/{id}/declared-workers body: the figure or its errors."""
+    if not isinstance(raw, dict):
+        return None, [{"field": "", "message": "the body must be a JSON object"}]
+    try:
+        declared = DeclaredWorkersIn.model_validate(raw).to_declared()
+    except ValidationError as exc:
+        return None, errors_of(exc)
+    problems = employers.check_declared(declared, field="")
+    if problems:
+        return None, [{"field": p.field.removeprefix("."), "message": p.message}
+                      for p in problems]
+    return declared, []
 
 
 # --- validation: types, then rules ------------------------------------------------------------
@@ -222,6 +335,10 @@ def validate_row(
     return participant, []
 
 
+_CHANNEL_FIELDS = ("channel", "agent_id", "office_village")
+_FIXED_AT_REGISTRATION = "cannot be changed: it records how the worker was registered"
+
+
 def validate_patch(
     raw: object,
     current: domain.Registration,
@@ -235,7 +352,8 @@ def validate_patch(
     try:
         patch = ParticipantPatch.model_validate(raw)
     except ValidationError as exc:
-        return None, errors_of(exc)
+        return None, [{"field": e["field"], "message": _FIXED_AT_REGISTRATION}
+                      if e["field"] in _CHANNEL_FIELDS else e for e in errors_of(exc)]
     problems = domain.check_change(
         current, patch.changes(), regions=regions or directory(), today=today
     )

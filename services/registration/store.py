@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
-from services.registration import domain
-from services.registration.handlers import KeyUse, Outcome, Participant, Reply
+from services.registration import domain, employers
+from services.registration.handlers import (
+    EmployerRecord,
+    KeyUse,
+    Outcome,
+    Participant,
+    Reply,
+)
 from services.registration.schemas import ParticipantIn
 from shared.events import (
+    DeclaredWorkers,
+    EmployerChanged,
+    EmployerRegistered,
     ParticipantChanged,
     ParticipantRegistered,
     envelope_bytes,
@@ -27,6 +37,10 @@ SOURCE = "registration"
 PARTICIPANT_COLUMNS = """
     id AS participant_id, kpj, nik, full_name, birth_date, sex, region_code, segment,
     employer_id, occupation, monthly_income, programs, status, version, registered_by,
+    registered_on, channel, agent_id, office_village
+"""
+EMPLOYER_COLUMNS = """
+    id AS employer_id, name, kind, region_code, npp, declared_workers, version,
     (registered_at AT TIME ZONE 'Asia/Jakarta')::date AS registered_on
 """
 
@@ -40,7 +54,9 @@ def state_event(record: Any, payload_type: type[ParticipantRegistered] | type[Pa
         region_code=record["region_code"], segment=record["segment"],
         employer_id=record["employer_id"], monthly_income=record["monthly_income"],
         programs=list(record["programs"]), registered_on=str(record["registered_on"]),
-        born_in=f"{record['birth_date']:%Y-%m}", owner=record["registered_by"], **extra)
+        born_in=f"{record['birth_date']:%Y-%m}", owner=record["registered_by"],
+        channel=record["channel"], agent_id=record["agent_id"],
+        office_village=record["office_village"], **extra)
     return make_envelope(payload, source=SOURCE, subject=str(record["participant_id"]),
                          sequence=record["version"])
 
@@ -79,10 +95,12 @@ KPJ_BLOCK = 1000  # the sequence's INCREMENT (migration 0001)
 class PgRegistrationUnit:
     """handlers.RegistrationUnit on one connection, inside the caller's transaction (if any)."""
 
-    def __init__(self, conn: asyncpg.Connection, *, topic: str, kpjs: KpjAllocator):
+    def __init__(self, conn: asyncpg.Connection, *, topic: str, kpjs: KpjAllocator,
+                 organisations_topic: str = "ucj.organisations"):
         self._conn = conn
         self._topic = topic
         self._kpjs = kpjs
+        self._organisations = organisations_topic
 
     async def register(self, rows: Sequence[ParticipantIn], *, owner: str,
                        today: date) -> list[Outcome]:
@@ -100,7 +118,8 @@ class PgRegistrationUnit:
                 "segment": row.segment, "employer_id": row.employer_id,
                 "monthly_income": row.monthly_income, "programs": list(row.programs),
                 "registered_on": registered_on, "born_in": f"{row.birth_date:%Y-%m}",
-                "owner": owner,
+                "owner": owner, "channel": row.channel, "agent_id": row.agent_id,
+                "office_village": row.office_village,
             }, source=SOURCE, subject=str(pid), sequence=1, occurred_at=occurred_at)
             for row, pid, kpj in zip(rows, ids, numbers, strict=True)
         ]
@@ -109,16 +128,19 @@ class PgRegistrationUnit:
             WITH batch AS (
                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::date[],
                                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                                     $11::bigint[], $12::text[], $13::bytea[]) WITH ORDINALITY
+                                     $11::bigint[], $12::text[], $13::bytea[], $17::text[],
+                                     $18::text[], $19::text[]) WITH ORDINALITY
                     AS u(id, kpj, nik, full_name, birth_date, sex, region_code, segment,
-                         employer_id, occupation, monthly_income, programs, event, position)
+                         employer_id, occupation, monthly_income, programs, event, channel,
+                         agent_id, office_village, position)
             ), participant AS (
                 INSERT INTO participants (id, kpj, nik, full_name, birth_date, sex, region_code,
                                           segment, employer_id, occupation, monthly_income,
-                                          programs, registered_by)
+                                          programs, registered_by, channel, agent_id,
+                                          office_village, registered_on)
                 SELECT id, kpj, nik, full_name, birth_date, sex, region_code, segment,
                        employer_id, occupation, monthly_income, string_to_array(programs, ' '),
-                       $14
+                       $14, channel, agent_id, office_village, $20::date
                 FROM batch ORDER BY position
                 ON CONFLICT (nik) WHERE status <> 'terminated' DO NOTHING
                 RETURNING id
@@ -134,6 +156,8 @@ class PgRegistrationUnit:
             [r.occupation for r in rows], [r.monthly_income for r in rows],
             [" ".join(r.programs) for r in rows], payloads,
             owner, self._topic, ParticipantRegistered.TYPE,
+            [r.channel for r in rows], [r.agent_id for r in rows],
+            [r.office_village for r in rows], today,
         )
         created = {uuid.UUID(r["key"]) for r in inserted}
         existing: dict[str, uuid.UUID] = {}
@@ -221,3 +245,97 @@ class PgRegistrationUnit:
     async def live_participant_by_nik(self, nik: str) -> uuid.UUID | None:
         return await self._conn.fetchval(
             "SELECT id FROM participants WHERE nik = $1 AND status <> 'terminated'", nik)
+
+    # --- employers ------------------------------------------------------------------------------
+
+    async def employer_kinds(self, employer_ids: Collection[str]) -> dict[str, str]:
+        # Ids without a UUID's shape (workers registered before employers were) name no one.
+        ids = [i for i in employer_ids if domain.is_employer_id(i)]
+        if not ids:
+            return {}
+        rows = await self._conn.fetch(
+            "SELECT id::text AS id, kind FROM employers WHERE id = ANY($1::uuid[])", ids)
+        return {r["id"]: r["kind"] for r in rows}
+
+    async def add_employer(self, employer: employers.Employer, *,
+                           owner: str) -> tuple[EmployerRecord | None, uuid.UUID | None]:
+        employer_id = new_ids(1)[0]
+        row = await self._conn.fetchrow(
+            f"""
+            INSERT INTO employers (id, name, kind, region_code, npp, declared_workers,
+                                   registered_by)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
+            ON CONFLICT (npp) DO NOTHING
+            RETURNING {EMPLOYER_COLUMNS}
+            """,
+            employer_id, employer.name, employer.kind, employer.region_code, employer.npp,
+            _declared_json(employer.declared), owner)
+        if row is None:
+            existing = await self._conn.fetchval("SELECT id FROM employers WHERE npp = $1",
+                                                 employer.npp)
+            return None, existing
+        record = _employer(row)
+        await add_events(self._conn, self._organisations,
+                         [employer_event(record, EmployerRegistered)])
+        return record, None
+
+    async def employer(self, employer_id: uuid.UUID, *,
+                       lock: bool = False) -> EmployerRecord | None:
+        row = await self._conn.fetchrow(
+            f"SELECT {EMPLOYER_COLUMNS} FROM employers WHERE id = $1"
+            + (" FOR UPDATE" if lock else ""), employer_id)
+        return None if row is None else _employer(row)
+
+    async def change_declared(self, employer: EmployerRecord,
+                              declared: tuple[employers.Declared, ...]) -> EmployerRecord:
+        row = await self._conn.fetchrow(
+            f"""
+            UPDATE employers SET declared_workers = $2::jsonb, version = version + 1,
+                                 updated_at = now()
+            WHERE id = $1
+            RETURNING {EMPLOYER_COLUMNS}
+            """, employer["employer_id"], _declared_json(declared))
+        assert row is not None
+        record = _employer(row)
+        await add_events(self._conn, self._organisations,
+                         [employer_event(record, EmployerChanged)])
+        return record
+
+    async def employers_page(self, *, region: str | None, kind: str | None, limit: int,
+                             after: uuid.UUID | None) -> list[EmployerRecord]:
+        rows = await self._conn.fetch(
+            f"""
+            SELECT {EMPLOYER_COLUMNS} FROM employers
+            WHERE ($1::text IS NULL OR region_code = $1 OR region_code LIKE $1 || '.%')
+              AND ($2::text IS NULL OR kind = $2)
+              AND ($3::uuid IS NULL OR id > $3)
+            ORDER BY id LIMIT $4
+            """, region, kind, after, limit)
+        return [_employer(r) for r in rows]
+
+
+def _declared_json(declared: Sequence[employers.Declared]) -> str:
+    return orjson.dumps([{"year": d.year, "count": d.count, "source": d.source}
+                         for d in declared]).decode()
+
+
+def _employer(row: Any) -> EmployerRecord:
+    """An employers row as handlers.EmployerRecord: declared figures as employers.Declared."""
+    record = dict(row)
+    raw = record.pop("declared_workers")
+    figures = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    record["declared"] = tuple(employers.Declared(d["year"], d["count"], d.get("source"))
+                               for d in figures)
+    return record
+
+
+def employer_event(record: EmployerRecord,
+                   payload_type: type[EmployerRegistered] | type[EmployerChanged]) -> Any:
+    """The employer's event: subject its id, sequence its version."""
+    payload = payload_type(
+        employer_id=record["employer_id"], name=record["name"], kind=record["kind"],
+        region_code=record["region_code"], npp=record["npp"],
+        declared_workers=[DeclaredWorkers(year=d.year, count=d.count, source=d.source)
+                          for d in record["declared"]])
+    return make_envelope(payload, source=SOURCE, subject=str(record["employer_id"]),
+                         sequence=record["version"])

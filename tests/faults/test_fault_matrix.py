@@ -52,9 +52,10 @@ def test_poison_events_are_dead_letters_of_every_consumer_without_their_bytes(ma
     _, letters = matrix
     coverage = [x for x in letters if x["consumer"].endswith("ucj-coverage")]
     contributions = [x for x in letters if x["consumer"].endswith("ucj-contributions")]
-    # 3 poison participant events and 2 poison membership events reach the coverage worker;
-    # contributions reads the participants topic and refuses the two it cannot apply.
-    assert len({(x["topic"], x["offset"], x["sha256"]) for x in coverage}) >= 5
+    # 4 poison participant events, 3 poison membership events and 1 poison organisation event
+    # reach the coverage worker; contributions reads the participants topic and refuses the two
+    # it cannot apply.
+    assert len({(x["topic"], x["offset"], x["sha256"]) for x in coverage}) >= 8
     assert len({(x["topic"], x["offset"], x["sha256"]) for x in contributions}) >= 2
     for letter in letters:
         assert "value" not in letter and letter["reason"] and len(letter["sha256"]) == 64

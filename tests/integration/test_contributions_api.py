@@ -98,7 +98,9 @@ async def test_a_payment_makes_the_member_active_and_publishes_it_once(service, 
     assert paid["sequence"] == 1 and paid["subject"] == str(pid)
     assert paid["data"] == {"participant_id": str(pid), "first_period": "2026-11",
                             "last_period": "2026-11", "paid_on": "2026-11-20",
-                            "amount": 16_800, "by_program": {"JKK": 10_000, "JKM": 6_800}}
+                            "amount": 16_800, "by_program": {"JKK": 10_000, "JKM": 6_800},
+                            "months_paid": 1, "payer": "self", "funding_code": None,
+                            "programme_id": None, "agent_id": None}
     [event] = await outbox_events(conn)
     assert event["type"] == "membership.status_changed" and event["sequence"] == 2
     assert event["data"]["status"] == "active" and event["subject"] == str(pid)

@@ -16,6 +16,7 @@ from services.coverage.api import create_app as coverage_app
 from services.coverage.settings import CoverageApiSettings
 from shared.events import ParticipantRegistered, make_envelope
 from shared.text import CONTROL_CHARACTERS
+from tests.employers import new_employer
 from tests.integration.conftest import (
     BOOTSTRAP_KEY,
     asgi_client,
@@ -34,7 +35,9 @@ HOSTILE = ["\x00", "\x01", "\x1b", "\n", "\x7f", "\x85", "\x9f"]
 WAGE_EARNER = {  # Budi, PU: every registration text field is filled in
     "nik": "1275010503850002", "full_name": "Budi Santoso", "birth_date": "1985-03-05",
     "sex": "M", "region_code": "12.75.01.1002", "segment": "PU",
-    "employer_id": "NPP-12345678", "occupation": "operator mesin",
+    # Replaced by a registered employer's id wherever the worker must register (new_employer);
+    # rows refused for a control character never get as far as the employer lookup.
+    "employer_id": "0b8f5c1e-2f4d-4a7b-9c1e-5d6f7a8b9c01", "occupation": "operator mesin",
     "monthly_income": 4_000_000, "programs": ["JKK", "JKM", "JHT", "JP", "JKP"],
 }
 REGISTRATION_TEXT = ["nik", "full_name", "region_code", "employer_id", "occupation"]
@@ -72,7 +75,8 @@ async def test_control_characters_in_any_registration_field_are_422_naming_it(
         refused_naming(await client.post("/v1/participants", json=body, headers=keyed), field)
     assert await registered_rows(conn) == (0, 0)
     # and the clean worker registers: the refusals left nothing behind
-    assert (await client.post("/v1/participants", json=WAGE_EARNER,
+    employer_id = await new_employer(client, auth)
+    assert (await client.post("/v1/participants", json={**WAGE_EARNER, "employer_id": employer_id},
                               headers=auth)).status_code == 201
 
 
@@ -117,13 +121,14 @@ async def test_a_csv_row_with_a_control_character_fails_alone_naming_its_field(r
 async def test_a_patch_with_a_control_character_is_422_and_changes_nothing(registration, auth,
                                                                            field):
     client, conn = registration
-    created = await client.post("/v1/participants", json=WAGE_EARNER, headers=auth)
+    worker = {**WAGE_EARNER, "employer_id": await new_employer(client, auth)}
+    created = await client.post("/v1/participants", json=worker, headers=auth)
     pid = created.json()["participant_id"]
     response = await client.patch(f"/v1/participants/{pid}", headers=auth,
-                                  json={field: spoiled(WAGE_EARNER[field], "\x00")})
+                                  json={field: spoiled(worker[field], "\x00")})
     refused_naming(response, field)
-    assert await conn.fetchval(f"SELECT {field} FROM participants") == WAGE_EARNER[field]
-    assert await registered_rows(conn) == (1, 1)
+    assert await conn.fetchval(f"SELECT {field} FROM participants") == worker[field]
+    assert await registered_rows(conn) == (1, 2)  # the employer's event and the worker's
 
 
 # --- contributions ----------------------------------------------------------------------------

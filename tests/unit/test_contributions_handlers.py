@@ -23,12 +23,14 @@ from services.contributions import handlers
 from services.contributions.dues import Member
 from services.contributions.handlers import (
     EndedMembership,
+    FundsLeft,
     LearntMember,
     MemberState,
     NewPayment,
     QueuedEvent,
     Receipt,
 )
+from services.contributions.programmes import Enrolment, Programme
 from services.contributions.schemas import PaymentIn, parse_line
 from shared.event_consumer import UnusableEvent
 from shared.events import (
@@ -68,6 +70,11 @@ class FakeContributionsUnit:
         self.attempts = 0
         self.learnt: list[LearntMember] = []
         self.ended: list[EndedMembership] = []
+        # Funded programmes (programme_handlers.ProgrammesUnit), their current enrolments, and
+        # the programme events queued (topic organisations).
+        self.programmes: dict[uuid.UUID, Programme] = {}
+        self.enrolments: dict[tuple[uuid.UUID, uuid.UUID], Enrolment] = {}
+        self.organisations: list[QueuedEvent] = []
 
     # --- ContributionsUnit ---
     @asynccontextmanager
@@ -102,6 +109,51 @@ class FakeContributionsUnit:
             self.receipts_by_ref[ref] = payment.receipt
             self.payments.append(payment)
         return all_new
+
+    async def lock_programmes(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, FundsLeft]:
+        return {pid: FundsLeft(self.programmes[pid], self.spent(pid))
+                for pid in sorted(ids) if pid in self.programmes}
+
+    def spent(self, programme_id: uuid.UUID) -> int:
+        return sum(p.line.amount for p in self.payments if p.line.programme_id == programme_id)
+
+    async def enrolments_of(self, participant_ids: Sequence[uuid.UUID]
+                            ) -> dict[uuid.UUID, list[Enrolment]]:
+        out: dict[uuid.UUID, list[Enrolment]] = {}
+        for (_, pid), enrolment in sorted(self.enrolments.items(), key=lambda kv: str(kv[0])):
+            if pid in participant_ids:
+                out.setdefault(pid, []).append(enrolment)
+        return out
+
+    async def add_programme(self, programme: Programme, event: QueuedEvent, *,
+                            created_by: str) -> None:
+        self.programmes[programme.programme_id] = programme
+        self.organisations.append(event)
+
+    async def lock_programme(self, programme_id: uuid.UUID) -> Programme | None:
+        return self.programmes.get(programme_id)
+
+    async def programme_spent(self, programme_id: uuid.UUID) -> int:
+        return self.spent(programme_id)
+
+    async def change_programme(self, programme: Programme) -> int:
+        self.programmes[programme.programme_id] = programme
+        return 1 + sum(1 for key, _, _ in self.organisations
+                       if key == str(programme.programme_id))
+
+    async def queue_programme_event(self, event: QueuedEvent) -> None:
+        self.organisations.append(event)
+
+    async def enrolled_count(self, programme_id: uuid.UUID) -> int:
+        return sum(1 for prog, _ in self.enrolments if prog == programme_id)
+
+    async def add_enrolments(self, enrolments: Sequence[Enrolment], *, on: date,
+                             by: str) -> None:
+        for e in enrolments:
+            self.enrolments[(e.programme_id, e.participant_id)] = e
+
+    async def withdraw_enrolment(self, enrolment: Enrolment, *, on: date) -> None:
+        del self.enrolments[(enrolment.programme_id, enrolment.participant_id)]
 
     async def due_members(self, today: date, limit: int) -> list[MemberState]:
         due = sorted((m for m in self.members.values()
@@ -158,13 +210,14 @@ class FakeContributionsUnit:
     # --- for the tests ---
     def know(self, *, registered_on: date = REGISTERED, paid_through: Period | None = None,
              status: Any = "inactive", ended_reason: str | None = None,
-             deregistered: bool = False, next_check_on: date | None = None) -> uuid.UUID:
+             deregistered: bool = False, next_check_on: date | None = None,
+             segment: Any = "BPU", region_code: str = "12.75.01.1001") -> uuid.UUID:
         pid = uuid.uuid4()
         self.members[pid] = MemberState(
-            pid, Member("BPU", 1_000_000, ("JKK", "JKM"), registered_on),
+            pid, Member(segment, 1_000_000, ("JKK", "JKM"), registered_on),
             deregistered=deregistered, paid_through=paid_through, status=status,
             status_reason=ended_reason, status_seq=0, next_check_on=next_check_on,
-            ended_reason=ended_reason)
+            ended_reason=ended_reason, region_code=region_code)
         return pid
 
     def events(self) -> list[tuple[Envelope, Payload]]:
@@ -209,7 +262,8 @@ async def test_an_accepted_line_is_recorded_with_its_contribution_and_status_eve
     (paid_env, paid), (status_env, status) = unit.events()
     assert paid == ContributionPaid(participant_id=pid, first_period="2026-11",
                                     last_period="2026-11", paid_on="2026-11-20", amount=MONTHLY,
-                                    by_program={"JKK": 10_000, "JKM": 6_800})
+                                    by_program={"JKK": 10_000, "JKM": 6_800}, months_paid=1,
+                                    payer="self")
     assert status == MembershipStatusChanged(participant_id=pid, status="active",
                                              paid_through="2026-11", reason=None)
     assert [(e.source, e.subject, e.sequence) for e in (paid_env, status_env)] == [

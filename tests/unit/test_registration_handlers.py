@@ -11,7 +11,7 @@ Workers: Siti Aminah (BPU, born 5 August 1990, so her NIK's day is 05 + 40 = 45)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,8 +19,15 @@ from typing import Any
 import orjson
 import pytest
 
-from services.registration import domain, handlers
-from services.registration.handlers import IdempotencyKey, KeyUse, Outcome, Participant, Reply
+from services.registration import domain, employers, handlers
+from services.registration.handlers import (
+    EmployerRecord,
+    IdempotencyKey,
+    KeyUse,
+    Outcome,
+    Participant,
+    Reply,
+)
 from services.registration.schemas import ParticipantIn, validate_row
 from shared.auth import ALL_SCOPES, Caller
 from shared.problems import Problem
@@ -56,6 +63,9 @@ class FakeRegistrationUnit:
         self.api_keys: dict[str, str] = {}  # key id -> its partner
         self.pii_reads: list[tuple[str, uuid.UUID, str]] = []
         self.registered_batches: list[int] = []  # the size of every register call
+        self.employers: dict[uuid.UUID, dict[str, Any]] = {}
+        self.employer_lookups: list[set[str]] = []  # the ids of every employer_kinds call
+        self.employer_events: list[tuple[str, uuid.UUID, int]] = []  # (type, id, sequence)
         self._kpj_sequence = 0
 
     # --- RegistrationUnit ---
@@ -120,7 +130,57 @@ class FakeRegistrationUnit:
     async def live_participant_by_nik(self, nik: str) -> uuid.UUID | None:
         return self._live(nik)
 
+    async def employer_kinds(self, employer_ids: Collection[str]) -> dict[str, str]:
+        self.employer_lookups.append(set(employer_ids))
+        return {str(eid): e["kind"] for eid, e in self.employers.items()
+                if str(eid) in employer_ids}
+
+    async def add_employer(self, employer: employers.Employer, *,
+                           owner: str) -> tuple[EmployerRecord | None, uuid.UUID | None]:
+        same_npp = next((eid for eid, e in self.employers.items()
+                         if employer.npp is not None and e["npp"] == employer.npp), None)
+        if same_npp is not None:
+            return None, same_npp
+        eid = uuid.uuid4()
+        self.employers[eid] = {
+            "employer_id": eid, "name": employer.name, "kind": employer.kind,
+            "region_code": employer.region_code, "npp": employer.npp,
+            "declared": employer.declared, "version": 1, "registered_on": TODAY}
+        self.employer_events.append(("employer.registered", eid, 1))
+        return dict(self.employers[eid]), None
+
+    async def employer(self, employer_id: uuid.UUID, *,
+                       lock: bool = False) -> EmployerRecord | None:
+        found = self.employers.get(employer_id)
+        return dict(found) if found is not None else None
+
+    async def change_declared(self, employer: EmployerRecord,
+                              declared: tuple[employers.Declared, ...]) -> EmployerRecord:
+        stored = self.employers[employer["employer_id"]]
+        stored["declared"] = declared
+        stored["version"] += 1
+        self.employer_events.append(("employer.changed", stored["employer_id"],
+                                     stored["version"]))
+        return dict(stored)
+
+    async def employers_page(self, *, region: str | None, kind: str | None, limit: int,
+                             after: uuid.UUID | None) -> list[EmployerRecord]:
+        chosen = sorted((e for e in self.employers.values()
+                         if (region is None or employers.in_region(e["region_code"], region))
+                         and (kind is None or e["kind"] == kind)
+                         and (after is None or e["employer_id"] > after)),
+                        key=lambda e: e["employer_id"])
+        return [dict(e) for e in chosen[:limit]]
+
     # --- for the tests ---
+    def with_employer(self, kind: str = "private", region_code: str = "12.75") -> str:
+        """An employer registered directly in the fake; its id as participants name it."""
+        eid = uuid.uuid4()
+        self.employers[eid] = {"employer_id": eid, "name": f"PT {kind}", "kind": kind,
+                               "region_code": region_code, "npp": None, "declared": (),
+                               "version": 1, "registered_on": TODAY}
+        return str(eid)
+
     def _live(self, nik: str) -> uuid.UUID | None:
         return next((pid for pid, p in self.participants.items()
                      if p["nik"] == nik and p["status"] != "terminated"), None)
@@ -179,7 +239,8 @@ def test_the_fake_implements_every_method_of_the_registration_unit() -> None:
               if not name.startswith("_") and callable(getattr(handlers.RegistrationUnit, name))}
     assert wanted == {"register", "participant", "is_granted", "change",
                       "claim_idempotency_key", "save_reply", "audit_pii_read", "partner_of",
-                      "grant", "live_participant_by_nik"}
+                      "grant", "live_participant_by_nik", "employer_kinds", "add_employer",
+                      "employer", "change_declared", "employers_page"}
     assert all(callable(getattr(FakeRegistrationUnit, name, None)) for name in wanted)
     typed: handlers.RegistrationUnit = FakeRegistrationUnit()
     assert typed is not None
@@ -418,3 +479,177 @@ async def test_a_nik_without_a_live_membership_is_404(unit, ended) -> None:
 
 def test_replies_are_json_bytes() -> None:
     assert Reply(201, orjson.dumps({"a": 1})).json() == {"a": 1}
+
+
+# --- employers (issue 11) ---------------------------------------------------------------------
+def wage_earner(serial: int, employer_id: str | None, segment: str = "PU") -> dict[str, Any]:
+    return siti(serial, segment=segment, employer_id=employer_id, monthly_income=4_000_000)
+
+
+async def test_a_wage_earner_names_a_registered_employer(unit) -> None:
+    factory = unit.with_employer("private")
+    pid = await registered(unit, wage_earner(1, factory))
+    assert unit.participants[pid]["employer_id"] == factory
+    assert unit.employer_lookups == [{factory}]
+
+
+async def test_a_wage_earner_naming_an_unknown_employer_is_422_and_writes_nothing(unit) -> None:
+    with pytest.raises(Problem) as refused:
+        await register(unit, wage_earner(1, str(uuid.uuid4())))
+    assert refused.value.status == 422
+    assert [e["field"] for e in refused.value.errors] == ["employer_id"]
+    assert unit.participants == {} and unit.events == []
+
+
+async def test_an_unknown_employer_with_an_idempotency_key_records_nothing(unit) -> None:
+    row = wage_earner(1, str(uuid.uuid4()))
+    with pytest.raises(Problem):
+        await register(unit, row, retry=key("emp-1", row))
+    # The fake keeps what a rolled-back transaction would drop: the key's claim, no reply.
+    assert unit.participants == {} and unit.events == []
+
+
+async def test_a_construction_worker_of_a_city_agency_is_refused(unit) -> None:
+    agency = unit.with_employer("opd")
+    with pytest.raises(Problem) as refused:
+        await register(unit, wage_earner(1, agency, segment="JAKON"))
+    assert refused.value.errors[0]["field"] == "employer_id"
+    assert "opd" in refused.value.errors[0]["message"]
+
+
+async def test_non_civil_servant_staff_of_a_city_agency_register_as_its_wage_earners(unit) -> None:
+    agency = unit.with_employer("opd")
+    assert await registered(unit, wage_earner(1, agency))
+
+
+async def test_a_bulk_looks_every_employer_up_at_once_and_refuses_rows_on_their_own(unit) -> None:
+    factory, agency = unit.with_employer("private"), unit.with_employer("opd")
+    ghost = str(uuid.uuid4())
+    rows = [wage_earner(1, factory), wage_earner(2, ghost), wage_earner(3, agency, "JAKON"),
+            wage_earner(4, agency), siti(5), wage_earner(6, factory, "JAKON")]
+    body = (await bulk(unit, rows)).json()
+    assert [r["index"] for r in body["results"]] == [0, 3, 4, 5]
+    assert [(r["index"], [e["field"] for e in r["errors"]]) for r in body["rejected"]] == [
+        (1, ["employer_id"]), (2, ["employer_id"])]
+    assert unit.employer_lookups == [{factory, ghost, agency}]  # one lookup
+    assert unit.registered_batches == [4]  # refused rows never reach the store
+
+
+async def test_a_bulk_naming_no_employer_looks_nothing_up(unit) -> None:
+    await bulk(unit, [siti(1), siti(2)])
+    assert unit.employer_lookups == []
+
+
+async def test_a_patch_to_an_unknown_or_wrong_kind_of_employer_is_refused(unit) -> None:
+    factory, village = unit.with_employer("private"), unit.with_employer("village_gov")
+    pid = await registered(unit, wage_earner(1, factory))
+    for body in ({"employer_id": str(uuid.uuid4())},
+                 {"segment": "JAKON", "employer_id": village}):
+        with pytest.raises(Problem) as refused:
+            await change(unit, pid, body)
+        assert refused.value.status == 422 and refused.value.errors[0]["field"] == "employer_id"
+    await change(unit, pid, {"employer_id": village})  # PU may work for a village government
+    with pytest.raises(Problem):
+        await change(unit, pid, {"segment": "JAKON"})  # ... JAKON may not
+    assert unit.participants[pid]["employer_id"] == village
+    assert unit.participants[pid]["segment"] == "PU"
+
+
+async def test_the_channel_is_kept_with_the_worker(unit) -> None:
+    pid = await registered(unit, siti(1, channel="agent", agent_id="perisai-007"))
+    stored = unit.participants[pid]
+    assert (stored["channel"], stored["agent_id"], stored["office_village"]) == (
+        "agent", "perisai-007", None)
+    assert handlers.registration_of(stored).channel == "agent"
+
+
+DINAS = employers.Employer("Dinas Kebersihan Kota Binjai", "opd", "12.75", "NPP-1275-001",
+                           (employers.Declared(2025, 310, "SK Walikota"),))
+
+
+async def test_an_employer_is_registered_with_its_event(unit) -> None:
+    reply = await handlers.register_employer(unit, DINAS, owner=PARTNER, retry=None)
+    assert reply.status == 201
+    body = reply.json()
+    eid = uuid.UUID(body["employer_id"])
+    assert body == {"employer_id": str(eid), "name": DINAS.name, "kind": "opd",
+                    "region_code": "12.75", "npp": "NPP-1275-001",
+                    "declared_workers": [{"year": 2025, "count": 310, "source": "SK Walikota"}],
+                    "registered_on": "2026-01-15"}
+    assert unit.employer_events == [("employer.registered", eid, 1)]
+
+
+async def test_an_npp_already_registered_is_409_naming_the_employer(unit) -> None:
+    first = (await handlers.register_employer(unit, DINAS, owner=PARTNER, retry=None)).json()
+    again = await handlers.register_employer(unit, DINAS, owner=OTHER, retry=None)
+    assert again.status == 409 and again.json()["employer_id"] == first["employer_id"]
+    assert len(unit.employers) == 1 and len(unit.employer_events) == 1
+
+
+async def test_an_employer_registered_twice_with_one_idempotency_key_is_registered_once(
+        unit) -> None:
+    retry = key("emp-1", {"name": DINAS.name}, "/v1/employers")
+    first = await handlers.register_employer(unit, DINAS, owner=PARTNER, retry=retry)
+    second = await handlers.register_employer(unit, DINAS, owner=PARTNER, retry=retry)
+    assert first == second and len(unit.employers) == 1
+
+
+async def test_declared_workers_add_a_year_or_replace_it_each_with_an_event(unit) -> None:
+    eid = uuid.UUID(unit.with_employer("opd"))
+    await handlers.declare_workers(unit, eid, employers.Declared(2025, 310))
+    await handlers.declare_workers(unit, eid, employers.Declared(2024, 290))
+    now = await handlers.declare_workers(unit, eid, employers.Declared(2025, 320, "revisi"))
+    assert now["declared"] == (employers.Declared(2024, 290),
+                               employers.Declared(2025, 320, "revisi"))
+    assert [e[2] for e in unit.employer_events] == [2, 3, 4]  # sequence = version
+
+
+async def test_the_same_declared_figure_again_changes_nothing(unit) -> None:
+    eid = uuid.UUID(unit.with_employer("opd"))
+    await handlers.declare_workers(unit, eid, employers.Declared(2025, 310))
+    await handlers.declare_workers(unit, eid, employers.Declared(2025, 310))
+    assert len(unit.employer_events) == 1
+
+
+async def test_an_unknown_employer_is_404(unit) -> None:
+    for call in (handlers.read_employer(unit, uuid.uuid4()),
+                 handlers.declare_workers(unit, uuid.uuid4(), employers.Declared(2025, 1))):
+        with pytest.raises(Problem) as missing:
+            await call
+        assert missing.value.status == 404
+
+
+async def test_employers_are_listed_by_region_and_kind_a_page_at_a_time(unit) -> None:
+    from shared.regions import directory
+
+    binjai = [unit.with_employer("private", "12.75.01.1001") for _ in range(3)]
+    unit.with_employer("opd", "12.75")
+    unit.with_employer("private", "12.71")
+    limit, after = handlers.employers_query("12.75", "private", "2", None, regions=directory())
+    first = await handlers.list_employers(unit, region="12.75", kind="private", limit=limit,
+                                          after=after)
+    assert len(first["items"]) == 2 and first["next_cursor"] is not None
+    rest = await handlers.list_employers(unit, region="12.75", kind="private", limit=2,
+                                         after=uuid.UUID(first["next_cursor"]))
+    assert rest["next_cursor"] is None
+    seen = [e["employer_id"] for e in first["items"] + rest["items"]]
+    assert sorted(seen) == sorted(binjai)
+    everyone = await handlers.list_employers(unit, region="ID", kind=None, limit=100,
+                                             after=None)
+    assert len(everyone["items"]) == 5
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"region": "99"}, "region"), ({"region": "12.75.01.1001.1"}, "region"),
+    ({"kind": "ngo"}, "kind"), ({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"),
+    ({"limit": "ten"}, "limit"), ({"limit": "9" * 5000}, "limit"), ({"cursor": "x"}, "cursor"),
+])
+def test_a_bad_list_query_is_422_naming_the_parameter(query, field) -> None:
+    from shared.regions import directory
+
+    args = {"region": None, "kind": None, "limit": None, "cursor": None, **query}
+    with pytest.raises(Problem) as refused:
+        handlers.employers_query(args["region"], args["kind"], args["limit"], args["cursor"],
+                                 regions=directory())
+    assert refused.value.status == 422
+    assert [e["field"] for e in refused.value.errors] == [field]

@@ -37,6 +37,9 @@ from shared import events, vocabulary
 from shared.regions import directory
 
 TODAY = date(2026, 1, 15)
+# Employers are named by the id POST /v1/employers gave them (a UUID).
+FACTORY = "0b8f5c1e-2f4d-4a7b-9c1e-5d6f7a8b9c01"
+AGENCY = "7d1e2c3b-4a5f-4e6d-8c7b-9a0b1c2d3e04"
 REGIONS = directory()
 PROVINCES = domain.province_codes(REGIONS)
 
@@ -59,7 +62,7 @@ BUDI: dict[str, Any] = {  # a wage earner born 5 March 1985
     "sex": "M",
     "region_code": "12.75.01.1002",
     "segment": "PU",
-    "employer_id": "NPP-12345678",
+    "employer_id": FACTORY,
     "occupation": "operator mesin",
     "monthly_income": 4_000_000,
     "programs": ["JKK", "JKM", "JHT", "JP", "JKP"],
@@ -297,7 +300,7 @@ def test_construction_worker_needs_an_employer() -> None:
 
 
 def test_informal_worker_has_no_employer() -> None:
-    assert only_error(SITI, employer_id="NPP-12345678") == {
+    assert only_error(SITI, employer_id=FACTORY) == {
         "field": "employer_id", "message": "must be null for BPU (no employer)",
     }
 
@@ -305,7 +308,7 @@ def test_informal_worker_has_no_employer() -> None:
 def test_migrant_worker_may_register_with_or_without_employer() -> None:
     pmi = {**SITI, "segment": "PMI"}
     assert errors_of(pmi, employer_id=None) == []
-    assert errors_of(pmi, employer_id="P3MI-0042") == []
+    assert errors_of(pmi, employer_id=AGENCY) == []
 
 
 def test_blank_employer_id_is_refused() -> None:

@@ -12,7 +12,12 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.contributions.schemas import PaymentIn, parse_line
 from services.coverage.api import WorkforceIn
-from services.registration.schemas import ParticipantIn, ParticipantPatch
+from services.registration.schemas import (
+    DeclaredWorkersIn,
+    EmployerIn,
+    ParticipantIn,
+    ParticipantPatch,
+)
 from shared.text import (
     CONTROL_CHARACTERS,
     CleanMultilineText,
@@ -109,17 +114,24 @@ def _text_fields(model: type[BaseModel]) -> list[str]:
 
 SITI = {"nik": "1275014508900001", "full_name": "Siti Aminah", "birth_date": "1990-08-05",
         "sex": "F", "region_code": "12.75.01.1001", "segment": "BPU", "employer_id": "NPP-1",
-        "occupation": "pedagang", "monthly_income": 1_000_000, "programs": ["JKK", "JKM"]}
+        "occupation": "pedagang", "monthly_income": 1_000_000, "programs": ["JKK", "JKM"],
+        "agent_id": "perisai-007", "office_village": "12.75.01.1002"}
+EMPLOYER = {"name": "Dinas Kebersihan", "kind": "opd", "region_code": "12.75", "npp": "1275-1"}
+DECLARED = {"year": 2025, "count": 310, "source": "SK Walikota"}
 PAYMENT = {"payment_ref": "VA-1", "participant_id": uuid.uuid4(), "first_period": "2026-11",
-           "months": 1, "amount": 16_800, "payer": "government", "funding_code": "SD"}
+           "months": 1, "amount": 16_800, "payer": "government", "funding_code": "SD",
+           "agent_id": "AGT-1"}
 WORKFORCE = {"workforce": 132826, "year": 2024, "source": "BPS Sakernas"}
 
 
 @pytest.mark.parametrize("model, valid, expected", [
-    (ParticipantIn, SITI, ["nik", "full_name", "region_code", "employer_id", "occupation"]),
+    (ParticipantIn, SITI, ["nik", "full_name", "region_code", "employer_id", "occupation",
+                           "agent_id", "office_village"]),
+    (EmployerIn, EMPLOYER, ["name", "region_code", "npp"]),
+    (DeclaredWorkersIn, DECLARED, ["source"]),
     (ParticipantPatch, {"region_code": "12.75.01.1001", "employer_id": "NPP-1"},
      ["region_code", "employer_id"]),
-    (PaymentIn, PAYMENT, ["payment_ref", "first_period", "funding_code"]),
+    (PaymentIn, PAYMENT, ["payment_ref", "first_period", "funding_code", "agent_id"]),
     (WorkforceIn, WORKFORCE, ["source"]),
 ], ids=lambda v: v.__name__ if isinstance(v, type) else "")
 def test_every_text_field_of_every_request_refuses_control_characters(
