@@ -211,6 +211,10 @@ class Load:
     registered: int = 0
     paid: int = 0
     refused_requests: int = 0
+    employer: str | None = None  # the regency's OPD, whose wage earners are registered
+    employer_workers: int = 0
+    programme: str | None = None  # the city-budget programme, and the workers it enrolled
+    enrolled: int = 0
 
     @property
     def events(self) -> int:
@@ -250,6 +254,7 @@ async def run_load(running: FaultStack, regency: str, seconds: float, chunk: int
     until = time.monotonic() + seconds
     async with httpx.AsyncClient(timeout=30) as client:
         employer, programme = await _who_pays(client, running, regency, until, load)
+        load.employer, load.programme = employer, programme
         while time.monotonic() < until:
             rows = [synthetic_worker(rng.choice(villages), rng) for _ in range(chunk)]
             if employer:
@@ -265,12 +270,14 @@ async def run_load(running: FaultStack, regency: str, seconds: float, chunk: int
             load.registered += body["accepted"]
             new = [(r["participant_id"], rows[r["index"]]["segment"]) for r in body["results"]
                    if r.get("participant_id")]
+            load.employer_workers += sum(1 for _, segment in new if segment == "PU")
             due, unpaid = unpaid[: chunk // 2], unpaid[chunk // 2:] + new
             funded: list[str] = []
             if programme:
                 funded = await _enrol(client, running, programme,
                                       [pid for pid, segment in due[::2] if segment == "BPU"],
                                       load, until)
+                load.enrolled += len(funded)
             await _pay(client, running, funded, load, until, programme_id=programme)
             rest = [(pid, segment) for pid, segment in due if pid not in set(funded)]
             for segment in ("BPU", "PU"):
@@ -511,6 +518,31 @@ async def coverage_registered(running: FaultStack, regency: str) -> int:
     return -1
 
 
+async def who_pays_shown(running: FaultStack, load: Load) -> str:
+    """'' when the coverage API shows the load's OPD with every wage earner registered and its
+    programme with every worker enrolled (the issue 11 counters); else what it shows."""
+    if not (load.employer and load.programme and load.employer_workers and load.enrolled):
+        return (f"; the load did not exercise employers and programmes (employer "
+                f"{load.employer}, {load.employer_workers} workers; programme {load.programme}, "
+                f"{load.enrolled} enrolled)")
+    coverage = running.url("coverage")
+    employer: dict[str, Any] = {}
+    programme: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=5) as client:
+        for _ in range(50):
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                employer = (await client.get(f"{coverage}/v1/coverage/employers/"
+                                             f"{load.employer}")).json()
+                programme = (await client.get(f"{coverage}/v1/coverage/programmes/"
+                                              f"{load.programme}")).json()
+                if (employer["registered"], programme["enrolled"]) == (
+                        load.employer_workers, load.enrolled):
+                    return ""
+            await asyncio.sleep(0.2)
+    return (f"; the OPD shows {employer.get('registered')} of {load.employer_workers} workers,"
+            f" the programme {programme.get('enrolled')} of {load.enrolled} enrolled")
+
+
 async def run_fault(running: FaultStack, index: int, name: str, fault: Fault,
                     profile: Profile) -> Row:
     regency = REGENCIES[index % len(REGENCIES)]
@@ -538,9 +570,11 @@ async def run_fault(running: FaultStack, index: int, name: str, fault: Fault,
             break
         await asyncio.sleep(0.2)
     drift = sum(abs(d.drift) for d in result.drift if d.region == "ID")
-    ok = result.ok and counted == load.registered and before >= 0 and expected >= 0
+    who_pays = await who_pays_shown(running, load)
+    ok = (result.ok and counted == load.registered and before >= 0 and expected >= 0
+          and not who_pays)
     detail = "" if ok else (result.summary() + f"; API shows {counted} new of "
-                            f"{load.registered} registered")
+                            f"{load.registered} registered" + who_pays)
     await asyncio.to_thread(running.start_services)  # bring back what the fault left dead
     await asyncio.to_thread(wait_for_workers, running)
     return Row(name, regency, load.events, counted, drift, round(converge, 1), ok, detail)
