@@ -84,7 +84,22 @@ def _record(row: Any) -> KeyRecord:
 
 
 async def apply(conn: asyncpg.Pool | asyncpg.Connection, record: KeyRecord) -> None:
-    """Merge `record` into the local copy: insert it, or keep the earliest revocation."""
+    """Merge `record` into the local copy: insert it, or keep the earliest revocation.
+
+    The service that made a key applies it while its own follower may apply the same record
+    from the topic: two inserts of one row at once. ON CONFLICT (id) covers the id, but the
+    second insert can trip on the key_hash index first (a unique violation, not a conflict on
+    the arbiter): then the row is committed, and applying again merges it."""
+    for attempt in range(3):
+        try:
+            await _merge(conn, record)
+            return
+        except asyncpg.UniqueViolationError:
+            if attempt == 2:
+                raise
+
+
+async def _merge(conn: asyncpg.Pool | asyncpg.Connection, record: KeyRecord) -> None:
     await conn.execute(
         f"INSERT INTO api_keys ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         " ON CONFLICT (id) DO UPDATE SET revoked_at = CASE"

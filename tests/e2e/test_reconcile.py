@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.coverage.counting import contribution, counted_state
 from services.coverage.reconcile import (
     InternalDrift,
     ParticipantRow,
@@ -112,10 +113,15 @@ async def test_repair_rebuilds_facts_and_counters_and_clears_what_no_one_counts(
     assert before.participants == 5
     assert before.internal_total == 0
     national = {d.counter: (d.live, d.truth) for d in before.drift if d.region == "ID"}
+    month = f"{datetime.now(WIB):%Y-%m}"  # registered today (the database's default)
     assert national == {"registered": (0, 4), "active": (0, 2), "inactive": (0, 2),
                         "terminated": (0, 1), "BPU.registered": (0, 2), "BPU.active": (0, 1),
                         "PU.registered": (0, 1), "PU.active": (0, 1),
-                        "JAKON.registered": (0, 1)}
+                        "JAKON.registered": (0, 1),
+                        # each registration of the month, by channel (issue 11), and of them
+                        # those active now
+                        f"channel/partner_api/{month}/registered": (0, 5),
+                        f"channel/partner_api/{month}/active": (0, 2)}
 
     first = await repair(*args(databases))
     assert (first.participants, first.reread, first.facts_written, first.facts_deleted) == (
@@ -131,7 +137,8 @@ async def test_repair_rebuilds_facts_and_counters_and_clears_what_no_one_counts(
             "SELECT facts FROM participant_facts WHERE participant_id = $1", ids[1]))
         # The sources' sequences: an event in flight with a higher one still applies on top.
         assert facts == {"seq": {"registration": 2}, "village": BINJAI_VILLAGES[0],
-                         "segment": "BPU", "dereg": False, "status": {}}
+                         "segment": "BPU", "dereg": False, "status": {}, "ch": "partner_api",
+                         "reg": month}
 
         # Again: nothing to write, but every partition moves on.
         second = await repair(*args(databases))
@@ -189,27 +196,26 @@ async def test_repair_waits_for_the_workers_and_rereads_what_they_counted_meanwh
                                    " WHERE id = $1", moving, MEDAN_VILLAGE)
         (newcomer,) = await add_participants(databases, [(MEDAN_VILLAGE, "PU", "registered", 1)],
                                              [("inactive", 0)])
+        await worker.execute(
+            "UPDATE village_counters SET value = 0 WHERE village = $1", BINJAI_VILLAGES[2])
         for pid, version in ((moving, 2), (newcomer, 1)):
+            registered_on = await registration.fetchval(
+                "SELECT registered_on FROM participants WHERE id = $1", pid)
             facts = facts_from_sources(ParticipantRow(
                 str(pid), MEDAN_VILLAGE, "PU" if pid == newcomer else "BPU", "registered",
-                version))
+                version, channel="partner_api", registered_on=str(registered_on)))
             await worker.execute(
                 "INSERT INTO participant_facts VALUES ($1, $2, $3) ON CONFLICT (participant_id)"
                 " DO UPDATE SET facts = EXCLUDED.facts", pid, partition_of(str(pid)),
                 json.dumps(facts.to_json()))
-        await worker.execute(
-            "UPDATE village_counters SET value = 0 WHERE village = $1", BINJAI_VILLAGES[2])
-        await worker.execute("""
-            INSERT INTO village_counters
-            SELECT $1, $2, name, 1, 0 FROM unnest($3::text[]) AS name
-            ON CONFLICT (partition, village, name) DO UPDATE SET value = village_counters.value + 1
-        """, partition, MEDAN_VILLAGE, ["registered", "inactive", "BPU.registered"])
-        await worker.execute("""
-            INSERT INTO village_counters
-            SELECT $1, $2, name, 1, 0 FROM unnest($3::text[]) AS name
-            ON CONFLICT (partition, village, name) DO UPDATE SET value = village_counters.value + 1
-        """, partition_of(str(newcomer)), MEDAN_VILLAGE,
-            ["registered", "inactive", "PU.registered"])
+            state = counted_state(facts)
+            assert state is not None
+            await worker.execute("""
+                INSERT INTO village_counters
+                SELECT $1, $2, name, 1, 0 FROM unnest($3::text[]) AS name
+                ON CONFLICT (partition, village, name)
+                DO UPDATE SET value = village_counters.value + 1
+            """, partition_of(str(pid)), MEDAN_VILLAGE, list(contribution(state)))
         await counting.commit()
         done = await asyncio.wait_for(repairing, 30)
         assert (done.participants, done.reread, done.facts_written, done.facts_deleted) == (
