@@ -52,6 +52,8 @@ log = logging.getLogger("ucj.coverage.api")
 
 DASHBOARD = Path(__file__).parent / "dashboard" / "index.html"
 WHO_PAYS_PAGE = Path(__file__).parent / "dashboard" / "who-pays.html"
+PAGES_CSS = Path(__file__).parent / "dashboard" / "common.css"  # what both pages share
+PAGES_JS = Path(__file__).parent / "dashboard" / "common.js"
 WORKFORCE_SCOPE = "workforce:write"
 ADMIN_SCOPE = "coverage:admin"
 TARGETS_SCOPE = ADMIN_SCOPE  # a plan's target is set by the service's administrators
@@ -313,6 +315,20 @@ async def dashboard() -> HTMLResponse:
 async def who_pays_page() -> HTMLResponse:
     """Programmes, OPDs and channels of a region (?region=CODE), in Bahasa Indonesia."""
     return HTMLResponse(WHO_PAYS_PAGE.read_bytes(), headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/common.css", include_in_schema=False)
+async def pages_stylesheet() -> Response:
+    """The stylesheet both pages load (/ and /who-pays)."""
+    return Response(PAGES_CSS.read_bytes(), media_type="text/css; charset=utf-8",
+                    headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/dashboard/common.js", include_in_schema=False)
+async def pages_script() -> Response:
+    """The script both pages load before their own (/ and /who-pays)."""
+    return Response(PAGES_JS.read_bytes(), media_type="text/javascript; charset=utf-8",
+                    headers={"Cache-Control": "no-cache"})
 
 
 def create_app(settings: CoverageApiSettings, *,

@@ -124,4 +124,9 @@ async def test_the_dashboard_and_the_openapi_document_are_served(coverage):
     client, _ = coverage
     page = await client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for path, kind in (("/dashboard/common.css", "text/css"),
+                       ("/dashboard/common.js", "text/javascript")):
+        shared = await client.get(path)  # what / and /who-pays both load
+        assert shared.status_code == 200 and shared.headers["content-type"].startswith(kind)
+        assert path in page.text
     assert "/v1/coverage/regions/{code}" in (await client.get("/openapi.json")).json()["paths"]
