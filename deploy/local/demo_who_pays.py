@@ -78,17 +78,54 @@ def worker(village: str, rng: random.Random, today: date, **fields: Any) -> dict
     return row | fields
 
 
+NOT_LEARNT = "no participant has this id"  # contributions has not learnt the worker yet
+LEARNING_SECONDS = 60.0  # how long a worker registered a moment ago may take to get there
+
+
+def post_in_chunks(http: httpx.Client, url: str, key: str, rows: list[dict[str, Any]],
+                   size: int, result: WhoPays, what: str) -> list[tuple[int, dict[str, Any]]]:
+    """POST `{key: rows}` in chunks of `size`: (the chunk's first index, its answer) of each
+    chunk taken; a refused chunk is noted in the problems."""
+    answers = []
+    for start in range(0, len(rows), size):
+        r = http.post(url, json={key: rows[start:start + size]})
+        if r.status_code != 200:
+            result.problems.append(f"POST {what}: {r.status_code} {r.text[:200]}")
+            continue
+        answers.append((start, r.json()))
+    return answers
+
+
+def post_until_learnt(http: httpx.Client, url: str, key: str, rows: list[dict[str, Any]],
+                      size: int, result: WhoPays, what: str) -> int:
+    """POST the rows in chunks; rows refused only because contributions has not learnt their
+    worker yet go again a moment later (their events are on the way). How many were taken."""
+    taken, deadline = 0, time.monotonic() + LEARNING_SECONDS
+    while rows:
+        again = []
+        for start, body in post_in_chunks(http, url, key, rows, size, result, what):
+            taken += int(body["accepted"])
+            for rejected in body["rejected"]:
+                if [e.get("message") for e in rejected["errors"]] == [NOT_LEARNT]:
+                    again.append(rows[start + rejected["index"]])
+                elif len(result.problems) < 10:
+                    result.problems.append(f"{what} refused: {rejected['errors']}")
+        if again and time.monotonic() > deadline:
+            result.problems.append(f"{what}: {len(again)} workers never reached contributions")
+            break
+        if again:
+            time.sleep(0.3)
+        rows = again
+    return taken
+
+
 def register(http: httpx.Client, registration: str, rows: list[dict[str, Any]],
              result: WhoPays) -> dict[int, str]:
     """The participant id of each row registered, by the row's index."""
     ids: dict[int, str] = {}
-    for start in range(0, len(rows), 500):
-        r = http.post(f"{registration}/v1/participants/bulk",
-                      json={"participants": rows[start:start + 500]})
-        if r.status_code != 200:
-            result.problems.append(f"POST /v1/participants/bulk: {r.status_code} {r.text[:200]}")
-            continue
-        body = r.json()
+    for start, body in post_in_chunks(http, f"{registration}/v1/participants/bulk",
+                                      "participants", rows, 500, result,
+                                      "/v1/participants/bulk"):
         for rejected in body["rejected"][:3]:
             result.problems.append(f"registration refused: {rejected['errors']}")
         for x in body["results"]:
@@ -98,7 +135,7 @@ def register(http: httpx.Client, registration: str, rows: list[dict[str, Any]],
     return ids
 
 
-def dues(http: httpx.Client, contributions: str, pid: str, wait: float = 30.0
+def dues(http: httpx.Client, contributions: str, pid: str, wait: float = LEARNING_SECONDS
          ) -> dict[str, Any] | None:
     """What the worker owes for one month, once contributions has learnt the worker."""
     deadline = time.monotonic() + wait
@@ -113,28 +150,19 @@ def dues(http: httpx.Client, contributions: str, pid: str, wait: float = 30.0
 
 def pay(http: httpx.Client, contributions: str, ids: list[str], rng: random.Random,
         result: WhoPays, **line: Any) -> int:
-    """One bulk payment of each worker's next month."""
-    lines = []
-    for pid in ids:
-        owed = dues(http, contributions, pid)
-        if owed is None:
-            result.problems.append(f"no dues for a worker ({pid[:8]}…)")
-            continue
-        lines.append({"payment_ref": f"DEMO-{rng.getrandbits(48):012x}", "participant_id": pid,
-                      "first_period": owed["first_period"], "months": 1,
-                      "amount": owed["amount"], **line})
-    paid = 0
-    for start in range(0, len(lines), 1000):
-        r = http.post(f"{contributions}/v1/contributions/bulk",
-                      json={"contributions": lines[start:start + 1000]})
-        if r.status_code != 200:
-            result.problems.append(f"POST /v1/contributions/bulk: {r.status_code} {r.text[:200]}")
-            continue
-        body = r.json()
-        for rejected in body["rejected"][:3]:
-            result.problems.append(f"payment refused: {rejected['errors']}")
-        paid += int(body["accepted"])
-    return paid
+    """One bulk payment of each worker's next month. The workers are alike (one segment,
+    income and set of programmes, registered the same day): the first one's dues are theirs."""
+    if not ids:
+        return 0
+    owed = dues(http, contributions, ids[0])
+    if owed is None:
+        result.problems.append(f"no dues for a worker ({ids[0][:8]}…)")
+        return 0
+    lines = [{"payment_ref": f"DEMO-{rng.getrandbits(48):012x}", "participant_id": pid,
+              "first_period": owed["first_period"], "months": 1, "amount": owed["amount"],
+              **line} for pid in ids]
+    return post_until_learnt(http, f"{contributions}/v1/contributions/bulk", "contributions",
+                             lines, 1000, result, "/v1/contributions/bulk")
 
 
 def seed(http: httpx.Client, registration: str, contributions: str, villages: list[str],
@@ -164,16 +192,9 @@ def programme_workers(http: httpx.Client, registration: str, contributions: str,
     ids = list(register(http, registration, [
         worker(rng.choice(places), rng, today, channel="pemda")
         for _ in range(PROGRAMME_QUOTA)], result).values())
-    for pid in ids:  # enrol once contributions has learnt each of them (a moment)
-        dues(http, contributions, pid)
-    r = http.post(f"{contributions}/v1/programmes/{result.programme_id}/enrolments",
-                  json={"enrolments": [{"participant_id": pid} for pid in ids]})
-    if r.status_code != 200:
-        result.problems.append(f"POST enrolments: {r.status_code} {r.text[:200]}")
-        return
-    result.enrolled = int(r.json()["accepted"])
-    for rejected in r.json()["rejected"][:3]:
-        result.problems.append(f"enrolment refused: {rejected['errors']}")
+    result.enrolled = post_until_learnt(
+        http, f"{contributions}/v1/programmes/{result.programme_id}/enrolments", "enrolments",
+        [{"participant_id": pid} for pid in ids], 1000, result, "enrolments")
     result.programme_paid = pay(http, contributions, ids[:PROGRAMME_PAID], rng, result,
                                 payer="government", funding_code="SG",
                                 programme_id=result.programme_id)

@@ -3,13 +3,17 @@ placeholders), on free ports, with fresh topics and databases, against the real 
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, sync_playwright
 
 from bench.faults import synthetic_worker
 from deploy.local import stack
@@ -17,6 +21,12 @@ from deploy.local.process import ManagedProcess
 
 API_KEY = "e2e-bootstrap-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+
+# The browser tests: screenshots, Chromium's flags, the two screens they look through.
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".run" / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PHONE = {"width": 390, "height": 844}
+WIDE = {"width": 1400, "height": 1000}
 
 
 @dataclass
@@ -43,9 +53,9 @@ class RunningStack:
                              reuse=self.processes, started=self.processes, env=self.env)
 
 
-@pytest.fixture(scope="module")
-def running_stack(infra, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("stack")
+@contextlib.contextmanager
+def whole_stack(infra, run_dir: Path) -> Iterator[RunningStack]:
+    """Every process of the stack on fresh databases and topics, until the block ends."""
     databases = {name: infra.new_database(name.removeprefix("ucj_"))
                  for name in stack.DATABASES}
     prefix = infra.new_prefix()
@@ -64,6 +74,31 @@ def running_stack(infra, tmp_path_factory):
     finally:
         for process in processes.values():
             process.stop(10)
+
+
+@pytest.fixture(scope="module")
+def running_stack(infra, tmp_path_factory):
+    with whole_stack(infra, tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium (./ucj install): Playwright's own download is never used."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is not installed: run ./ucj install"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, headless=True,
+                                              args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def id_number(n: int) -> str:
+    """A count as id-ID writes it: 132.826."""
+    return f"{n:,}".replace(",", ".")
 
 
 COVERAGE_WORKERS = ("coverage-worker", "coverage-worker-2")

@@ -10,34 +10,35 @@ from __future__ import annotations
 import asyncio
 import calendar
 import random
-import shutil
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import httpx
 import orjson
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from services.coverage.history import end_of_day
 from shared.clock import WIB
-from tests.e2e.conftest import AUTH, RunningStack, synthetic_worker
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    AUTH,
+    PHONE,
+    WIDE,
+    RunningStack,
+    id_number,
+    synthetic_worker,
+)
 from tests.e2e.test_live_coverage import coverage, pay, register, wait_until
 
 pytestmark = pytest.mark.e2e
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / ".run" / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 VILLAGE = "12.75.01.1001"
 LINEAGE = ["12", "12.75", "12.75.01", VILLAGE]
 VILLAGE_WORKFORCE = 4
 BINJAI = "12.75"
 BINJAI_WORKFORCE = 132826
-PHONE = {"width": 390, "height": 844}
-WIDE = {"width": 1400, "height": 1000}
 TIMEOUT_MS = 20_000
 # Every process's calendar, the browser's too: November is due on the 15th, so paying the month
 # owed makes a worker active (as in test_live_coverage).
@@ -76,28 +77,9 @@ ID_MONTHS = ["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Ag
              "September", "Oktober", "November", "Desember"]
 
 
-def id_number(n: int) -> str:
-    """A count as id-ID writes it: 132.826."""
-    return f"{n:,}".replace(",", ".")
-
-
 def id_percent(ratio: float) -> str:
     """A ratio as the page writes it in id-ID: 25,00%."""
     return f"{ratio * 100:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".") + "%"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Debian's Chromium (./ucj install): Playwright's own browser download is never used.
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed: run ./ucj install"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def id_date(iso: str) -> str:

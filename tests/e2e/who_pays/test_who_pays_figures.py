@@ -8,7 +8,6 @@ new counters agree with the source databases (reconcile, drift 0)."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from datetime import date
 
@@ -17,8 +16,8 @@ import pytest
 
 from deploy.local import demo_who_pays
 from services.coverage.reconcile import reconcile_until, render
-from shared.regions import directory
 from tests.e2e.conftest import AUTH
+from tests.e2e.who_pays.conftest import Demo
 
 pytestmark = pytest.mark.e2e
 
@@ -34,24 +33,12 @@ def until(check, what: str, timeout: float = 60.0):
     raise AssertionError(f"never: {what}")
 
 
-@pytest.fixture(scope="module")
-def demo(running_stack):
-    villages = [r.code for r in directory().at_level("village")
-                if r.code.startswith(("12.74.", "12.18."))]
-    with httpx.Client(headers=AUTH, timeout=60) as http:
-        seeded = demo_who_pays.seed(http, running_stack.url("registration"),
-                                    running_stack.url("contributions"), villages,
-                                    random.Random(11), date.today())
-    assert not seeded.problems, seeded.problems[:10]
-    return seeded
-
-
-def test_tanjungbalais_programme_shows_quota_enrolled_and_paid(running_stack, demo):
-    coverage = running_stack.url("coverage")
-    assert demo.enrolled == 690 and demo.programme_paid == 345
+def test_tanjungbalais_programme_shows_quota_enrolled_and_paid(demo: Demo):
+    coverage, seeded = demo.stack.url("coverage"), demo.seeded
+    assert seeded.enrolled == 690 and seeded.programme_paid == 345
 
     def figures():
-        body = httpx.get(f"{coverage}/v1/coverage/programmes/{demo.programme_id}").json()
+        body = httpx.get(f"{coverage}/v1/coverage/programmes/{seeded.programme_id}").json()
         return body if body.get("paid_this_month") == 345 and body["enrolled"] == 690 else None
 
     body = until(figures, "the programme shows 690 enrolled and 345 paid")
@@ -59,15 +46,15 @@ def test_tanjungbalais_programme_shows_quota_enrolled_and_paid(running_stack, de
     assert body["budget_spent"] == 345 * 16_800
     assert body["budget_left"] == 690 * 16_800 * 12 - 345 * 16_800
     listed = httpx.get(f"{coverage}/v1/coverage/programmes?region=12.74").json()
-    assert demo.programme_id in [p["programme_id"] for p in listed["programmes"]]
+    assert seeded.programme_id in [p["programme_id"] for p in listed["programmes"]]
     # the funder's own service agrees (its own database)
-    own = httpx.get(f"{running_stack.url('contributions')}/v1/programmes/{demo.programme_id}",
+    own = httpx.get(f"{demo.stack.url('contributions')}/v1/programmes/{seeded.programme_id}",
                     headers=AUTH).json()
     assert (own["quota"], own["enrolled"]) == (690, 690)
 
 
-def test_serdang_bedagai_shows_23_opds_with_none_covered(running_stack, demo):
-    coverage = running_stack.url("coverage")
+def test_serdang_bedagai_shows_23_opds_with_none_covered(demo: Demo):
+    coverage = demo.stack.url("coverage")
 
     def summary():
         body = httpx.get(f"{coverage}/v1/coverage/employers?region=12.18&kind=opd").json()
@@ -83,21 +70,21 @@ def test_serdang_bedagai_shows_23_opds_with_none_covered(running_stack, demo):
     assert worst["compliance"] == 0.0  # lowest compliance first
 
 
-def test_each_channel_shows_its_new_registrations_this_month(running_stack, demo):
-    coverage = running_stack.url("coverage")
+def test_each_channel_shows_its_new_registrations_this_month(demo: Demo):
+    coverage, by_channel = demo.stack.url("coverage"), demo.seeded.by_channel
     month = f"{date.today():%Y-%m}"
 
     def channels():
         body = httpx.get(f"{coverage}/v1/coverage/channels?region=12").json()
         totals = body["totals"]
-        if all(totals.get(c, {}).get("registered", 0) >= n for c, n in demo.by_channel.items()):
+        if all(totals.get(c, {}).get("registered", 0) >= n for c, n in by_channel.items()):
             return body
         return None
 
-    body = until(channels, f"channels {demo.by_channel}")
+    body = until(channels, f"channels {by_channel}")
     for channel in ("pemda", "employer", "agent", "village_office", "partner_api"):
         months = {m["month"]: m for m in body["channels"][channel]}
-        assert months[month]["registered"] >= demo.by_channel[channel], channel
+        assert months[month]["registered"] >= by_channel[channel], channel
     agents = httpx.get(f"{coverage}/v1/coverage/agents?region=12").json()
     ranked = {a["agent_id"]: a for a in agents["agents"]}
     assert set(demo_who_pays.AGENTS) <= set(ranked)
@@ -107,8 +94,8 @@ def test_each_channel_shows_its_new_registrations_this_month(running_stack, demo
         assert not ranked[agent]["to_be_dropped"]
 
 
-def test_the_new_counters_agree_with_the_sources(running_stack, demo):
-    urls = running_stack.infra.database_urls
+def test_the_new_counters_agree_with_the_sources(demo: Demo):
+    urls = demo.stack.infra.database_urls
     result = asyncio.run(reconcile_until(urls["ucj_registration"], urls["ucj_contributions"],
                                          urls["ucj_coverage"], wait_seconds=30))
     assert result.ok, render(result, 30)

@@ -11,27 +11,20 @@ agents to be dropped once months pass without a new participant. Screenshots go 
 from __future__ import annotations
 
 import random
-import shutil
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from deploy.local import demo_who_pays
 from shared.clock import WIB
-from shared.regions import directory
-from tests.e2e.conftest import AUTH, RunningStack
+from tests.e2e.conftest import ARTIFACTS, AUTH, PHONE, WIDE, id_number
+from tests.e2e.who_pays.conftest import Demo
 
 pytestmark = pytest.mark.e2e
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / ".run" / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-PHONE = {"width": 390, "height": 844}
-WIDE = {"width": 1400, "height": 1000}
 TIMEOUT_MS = 20_000
 COUNTING_MS = 90_000  # the coverage workers count the seeded workers asynchronously
 NORTH_SUMATRA = "12"
@@ -40,47 +33,16 @@ TANJUNGBALAI = demo_who_pays.TANJUNGBALAI
 OPD_WITHOUT_COVERED = len(demo_who_pays.OPD_NAMES) - len(demo_who_pays.OPD_COVERED)  # 23
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Debian's Chromium (./ucj install): Playwright's own browser download is never used.
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed: run ./ucj install"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-def demo_villages() -> list[str]:
-    return [r.code for r in directory().at_level("village")
-            if r.code.startswith((TANJUNGBALAI + ".", SERDANG_BEDAGAI + "."))]
-
-
-@pytest.fixture(scope="module")
-def demo(running_stack: RunningStack) -> RunningStack:
-    """The demo's programme, OPDs and door-to-door registrations, over HTTP."""
-    with httpx.Client(headers=AUTH, timeout=60) as http:
-        seeded = demo_who_pays.seed(http, running_stack.url("registration"),
-                                    running_stack.url("contributions"), demo_villages(),
-                                    random.Random(12), date.today())
-    assert not seeded.problems, seeded.problems[:10]
-    assert seeded.enrolled == demo_who_pays.PROGRAMME_QUOTA
-    assert seeded.programme_paid == demo_who_pays.PROGRAMME_PAID
-    return running_stack
-
-
-def cover_a_staff_member(running: RunningStack) -> str:
+def cover_a_staff_member(demo: Demo) -> str:
     """One non-ASN staff member of an OPD of Serdang Bedagai with none covered, registered and
     paid for by the OPD: the OPD it was."""
+    running = demo.stack
     answer = httpx.get(f"{running.url('coverage')}/v1/coverage/employers", timeout=10, params={
         "region": SERDANG_BEDAGAI, "kind": "opd", "covered": "none"})
     assert answer.status_code == 200, answer.text
     opd = answer.json()["employers"][0]["employer_id"]
     rng, result = random.Random(77), demo_who_pays.WhoPays()
-    village = demo_who_pays.villages_of(SERDANG_BEDAGAI, demo_villages())[0]
+    village = demo_who_pays.villages_of(SERDANG_BEDAGAI, demo.villages)[0]
     staff = demo_who_pays.worker(village, rng, date.today(), segment="PU", employer_id=opd,
                                  occupation="tenaga non-ASN", monthly_income=2_800_000,
                                  channel="employer")
@@ -90,11 +52,6 @@ def cover_a_staff_member(running: RunningStack) -> str:
                                  result, payer="employer")
     assert paid == 1 and not result.problems, result.problems
     return opd
-
-
-def id_number(n: int) -> str:
-    """A count as id-ID writes it: 1.234."""
-    return f"{n:,}".replace(",", ".")
 
 
 def shown(page: Page, code: str) -> None:
@@ -148,8 +105,8 @@ def tanjungbalais_programme(page: Page) -> None:
     text_becomes(page, f'{card} [data-k="paid_pct"]', "50,0%")
 
 
-def test_who_pays_drills_from_a_province_to_its_opds_programmes_and_agents(demo, browser):
-    base = demo.url("coverage")
+def test_who_pays_drills_from_a_province_to_its_opds_programmes_and_agents(demo: Demo, browser):
+    base = demo.stack.url("coverage")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport=WIDE, locale="id-ID")
     page = context.new_page()
@@ -240,7 +197,7 @@ def test_who_pays_drills_from_a_province_to_its_opds_programmes_and_agents(demo,
     phone.close()
 
     # Months later, with no new participant since, every agent is flagged to be dropped.
-    demo.set_clock(datetime.now(WIB) + timedelta(days=160))
+    demo.stack.set_clock(datetime.now(WIB) + timedelta(days=160))
     try:
         context = browser.new_context(viewport=WIDE, locale="id-ID")
         page = context.new_page()
@@ -254,4 +211,4 @@ def test_who_pays_drills_from_a_province_to_its_opds_programmes_and_agents(demo,
                         full_page=True)
         context.close()
     finally:
-        demo.clock_file.write_text("")  # the system clock again
+        demo.stack.clock_file.write_text("")  # the system clock again
