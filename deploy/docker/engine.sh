@@ -4,8 +4,12 @@
 #   deploy/docker/engine.sh start     start dockerd unless an engine answers (as root)
 #   deploy/docker/engine.sh stop      stop the dockerd `start` started (nothing else)
 #   deploy/docker/engine.sh status
-#   deploy/docker/engine.sh pass      start (if needed), ./ucj docker-images, the integration
-#                                     tests through testcontainers and the compose test, stop
+#   deploy/docker/engine.sh prepare   start (if needed) and ./ucj docker-images: what `pass`
+#                                     needs, done ahead (./ucj test runs it during the main run)
+#   deploy/docker/engine.sh pass      prepare (if not done), the integration tests through
+#                                     testcontainers and the compose test, then stop the engine
+#                                     if `prepare` or `pass` started it
+#   deploy/docker/engine.sh release   stop the engine `prepare` started (if it did)
 #
 # dockerd keeps its data under .run/docker (images survive a stop; `./ucj down --wipe` deletes
 # them) and listens on the default socket, so `docker`, docker-compose and testcontainers find
@@ -18,6 +22,7 @@ cd "$(dirname "$(readlink -f "$0")")/../.."
 
 DIR="$PWD/.run/docker"
 PIDFILE="$DIR/dockerd.pid"
+STARTED="$DIR/started-for-pass"  # an engine `prepare` started, for `pass` to stop
 LOG="$DIR/dockerd.log"
 PY="${PY:-.venv/bin/python}"
 
@@ -119,20 +124,29 @@ cmd_status() {
   fi
 }
 
-cmd_pass() {
-  local t0=$SECONDS t started= rc=0
-  t=$SECONDS
+cmd_prepare() {
+  local t0=$SECONDS
   if ! answers; then
     cmd_start
-    started=1
+    touch "$STARTED"
   fi
-  say "engine: $((SECONDS - t)) s"
-  # shellcheck disable=SC2064
-  [ -z "$started" ] || trap "cmd_stop" EXIT
-
-  t=$SECONDS
+  say "engine: $((SECONDS - t0)) s"
+  t0=$SECONDS
   "$PY" -m deploy.docker.images
-  say "images: $((SECONDS - t)) s"
+  say "images: $((SECONDS - t0)) s"
+}
+
+cmd_release() {  # stop the engine `prepare` started, if it did
+  if [ -e "$STARTED" ]; then
+    rm -f "$STARTED"
+    cmd_stop
+  fi
+}
+
+cmd_pass() {
+  local t0=$SECONDS t rc=0
+  trap cmd_release EXIT
+  cmd_prepare  # seconds when done ahead: the engine answers, the images are up to date
 
   # Two sessions: the testcontainers' broker and server are gone before compose starts its own.
   local r=0
@@ -152,6 +166,8 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  prepare) cmd_prepare ;;
+  release) cmd_release ;;
   pass) shift; cmd_pass "$@" ;;
-  *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
