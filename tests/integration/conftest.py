@@ -12,6 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events import Envelope, decode, events_in
+from shared.topics import TopicSpec, topic_name
 
 BOOTSTRAP_KEY = "test-bootstrap-key"
 AUTH = {"Authorization": f"Bearer {BOOTSTRAP_KEY}"}
@@ -46,6 +47,28 @@ async def read_events(bootstrap: str, topic: str, *, expect: int, wait_s: float 
             for raw in events_in(m.value)]
 
 
+async def relayed_events(infra, settings, topic: TopicSpec, *, expect: int,
+                         client_id: str) -> list[TopicEvent]:
+    """The events an outbox relay on a service's database (its `settings`) publishes on `topic`,
+    the prefix's topics created first, once `expect` arrived; the relay stopped then."""
+    from deploy.local import stack
+    from shared.kafka import idempotent_producer
+    from shared.outbox import OutboxRelay
+
+    await stack.acreate_topics(infra.bootstrap, settings.topic_prefix)
+    producer = idempotent_producer(infra.bootstrap, client_id=client_id)
+    await producer.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(OutboxRelay(settings.database_url, producer).run(stop))
+    try:
+        return await read_events(infra.bootstrap, topic_name(topic, settings.topic_prefix),
+                                 expect=expect)
+    finally:
+        stop.set()
+        await task
+        await producer.stop()
+
+
 async def read_topic(bootstrap: str, topic: str, *, expect: int, wait_s: float = 20.0,
                      partitions: int = 12, count: Callable[[Any], int] = lambda m: 1) -> list:
     """Every message of a topic from the start, waiting until at least `expect` arrived
@@ -77,9 +100,24 @@ def auth() -> dict[str, str]:
     return dict(AUTH)
 
 
-@pytest.fixture
-async def registration(infra, bare_prefix):
-    """The registration service in-process on a database of its own: (client, connection)."""
+BINJAI_VILLAGE = "12.75.01.1001"
+
+
+def worker(serial: int = 1, **overrides: Any) -> dict[str, Any]:
+    """A valid BPU worker from Binjai: a woman born 1990-08-05, so NIK digits 7-12 are 450890
+    (a new NIK for each serial; `overrides` replace fields)."""
+    body: dict[str, Any] = {"nik": f"127501450890{serial:04d}", "full_name": "Siti Aminah",
+                            "birth_date": "1990-08-05", "sex": "F",
+                            "region_code": BINJAI_VILLAGE, "segment": "BPU",
+                            "employer_id": None, "occupation": "pedagang",
+                            "monthly_income": 1_000_000, "programs": ["JKK", "JKM"]}
+    body.update(overrides)
+    return body
+
+
+async def registration_service(infra, topic_prefix: str) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """The registration service in-process on a database of its own, its topics under
+    `topic_prefix`: (client, connection, settings) while it runs."""
     import asyncpg
 
     from services.registration.api import create_app as registration_app
@@ -87,34 +125,55 @@ async def registration(infra, bare_prefix):
 
     url = infra.new_database("registration")
     settings = RegistrationSettings(DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                    UCJ_TOPIC_PREFIX=bare_prefix,
+                                    UCJ_TOPIC_PREFIX=topic_prefix,
                                     UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
     async for client in asgi_client(registration_app(settings)):
         conn = await asyncpg.connect(url)
         try:
-            yield client, conn
+            yield client, conn, settings
         finally:
             await conn.close()
 
 
 @pytest.fixture
-async def contributions(infra, bare_prefix):
-    """The contributions service in-process on a database of its own, its calendar on
-    20 November 2026 (WIB): (client, connection)."""
+async def registration(infra, bare_prefix):
+    """The registration service in-process on a database of its own: (client, connection)."""
+    async for client, conn, _ in registration_service(infra, bare_prefix):
+        yield client, conn
+
+
+@pytest.fixture
+async def keyed_registration(infra, keys_prefix):
+    """The registration service in-process on a database of its own, with the API keys' topic
+    (for tests that make keys or run its outbox relay): (client, connection, settings)."""
+    async for running in registration_service(infra, keys_prefix):
+        yield running
+
+
+@pytest.fixture
+def contributions_clock():
+    """The contributions service's calendar: 20 November 2026, 09:00 WIB."""
     from datetime import datetime
 
+    from shared.clock import WIB, FixedClock
+
+    return FixedClock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
+
+
+@pytest.fixture
+async def contributions(infra, bare_prefix, contributions_clock):
+    """The contributions service in-process on a database of its own, its calendar on
+    20 November 2026 (WIB), the `contributions_clock`: (client, connection)."""
     import asyncpg
 
     from services.contributions.api import create_app as contributions_app
     from services.contributions.settings import ContributionsSettings
-    from shared.clock import WIB, FixedClock
 
     url = infra.new_database("contributions")
     settings = ContributionsSettings(DATABASE_URL=url, UCJ_TOPIC_PREFIX=bare_prefix,
                                      KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
                                      UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    clock = FixedClock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
-    async for client in asgi_client(contributions_app(settings, clock=clock)):
+    async for client in asgi_client(contributions_app(settings, clock=contributions_clock)):
         conn = await asyncpg.connect(url)
         try:
             yield client, conn

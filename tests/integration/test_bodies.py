@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -119,6 +119,20 @@ async def head_only(served: Served, method: str, path: str, headers: dict[str, s
         answer = await asyncio.wait_for(read_answer(reader), 10)
         return answer, time.monotonic() - started
     finally:
+        writer.close()
+
+
+async def answer_to(sending: Callable[[], Awaitable[None]], reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter) -> tuple[Answer, float]:
+    """The answer read while `sending` writes (it is cancelled then and the connection closed),
+    and how many seconds it took to come."""
+    sender = asyncio.create_task(sending())
+    started = time.monotonic()
+    try:
+        answer = await asyncio.wait_for(read_answer(reader), 10)
+        return answer, time.monotonic() - started
+    finally:
+        sender.cancel()
         writer.close()
 
 
@@ -329,14 +343,7 @@ async def test_a_trickling_body_is_answered_408_within_its_deadline(served):
         except (ConnectionError, OSError):
             pass
 
-    sender = asyncio.create_task(trickle())
-    started = time.monotonic()
-    try:
-        answer = await asyncio.wait_for(read_answer(reader), 10)
-        seconds = time.monotonic() - started
-    finally:
-        sender.cancel()
-        writer.close()
+    answer, seconds = await answer_to(trickle, reader, writer)
     assert answer.status == 408
     assert 1.0 <= seconds < 2.5  # 1 s + 1 s per 100 bytes received (~10 by then)
     assert answer.problem()["title"] == "Request timeout"
@@ -374,14 +381,7 @@ async def test_a_trickling_head_is_answered_408_and_closed(served, monkeypatch):
         except (ConnectionError, OSError):
             pass
 
-    sender = asyncio.create_task(trickle())
-    started = time.monotonic()
-    try:
-        answer = await asyncio.wait_for(read_answer(reader), 10)
-        seconds = time.monotonic() - started
-    finally:
-        sender.cancel()
-        writer.close()
+    answer, seconds = await answer_to(trickle, reader, writer)
     assert answer.status == 408
     assert seconds < 2.5
     assert answer.problem()["status"] == 408

@@ -7,20 +7,12 @@ import asyncio
 import uuid
 from datetime import datetime
 
-import asyncpg
 import orjson
 import pytest
 
-from services.contributions.api import create_app
-from services.contributions.settings import ContributionsSettings
-from shared.clock import WIB, FixedClock
+from shared.clock import WIB
 from shared.events import ParticipantChanged, ParticipantRegistered, make_envelope
-from tests.integration.conftest import (
-    BOOTSTRAP_KEY,
-    asgi_client,
-    contributions_calendar,
-    contributions_learn,
-)
+from tests.integration.conftest import contributions_calendar, contributions_learn
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +30,9 @@ def registered(pid, *, segment="BPU", income=1_000_000, programs=("JKK", "JKM"),
 
 
 @pytest.fixture
-async def service(infra, bare_prefix):
-    url = infra.new_database("contributions")
-    settings = ContributionsSettings(DATABASE_URL=url, UCJ_TOPIC_PREFIX=bare_prefix,
-                                     KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                     UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    clock = FixedClock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
-    async for client in asgi_client(create_app(settings, clock=clock)):
-        conn = await asyncpg.connect(url)
-        try:
-            yield client, conn, clock
-        finally:
-            await conn.close()
+def service(contributions, contributions_clock):
+    """The contributions service of conftest and its clock: (client, connection, clock)."""
+    return (*contributions, contributions_clock)
 
 
 async def learn(conn, *events, today=None):

@@ -7,35 +7,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
 import orjson
 import pytest
 
-from deploy.local import stack
-from services.registration.api import create_app
-from services.registration.settings import RegistrationSettings
-from shared.kafka import idempotent_producer
-from shared.outbox import OutboxRelay
 from shared.topics import ORGANISATIONS, topic_name
 from tests.employers import employer_body, new_employer
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, read_events
+from tests.integration.conftest import relayed_events, worker
 
 pytestmark = pytest.mark.integration
 
-BINJAI_VILLAGE = "12.75.01.1001"
 DINAS = {"name": "Dinas Kebersihan Kota Binjai", "kind": "opd", "region_code": "12.75",
          "npp": "NPP-1275-0001",
          "declared_workers": {"year": 2025, "count": 310, "source": "SK Walikota 2025"}}
-
-
-def worker(serial: int = 1, **overrides) -> dict:
-    """A valid BPU worker from Binjai (a woman born 1990-08-05)."""
-    body = {"nik": f"127501450890{serial:04d}", "full_name": "Siti Aminah",
-            "birth_date": "1990-08-05", "sex": "F", "region_code": BINJAI_VILLAGE,
-            "segment": "BPU", "employer_id": None, "occupation": "pedagang",
-            "monthly_income": 1_000_000, "programs": ["JKK", "JKM"]}
-    body.update(overrides)
-    return body
 
 
 def wage_earner(serial: int, employer_id: str | None, segment: str = "PU", **overrides) -> dict:
@@ -44,17 +27,10 @@ def wage_earner(serial: int, employer_id: str | None, segment: str = "PU", **ove
 
 
 @pytest.fixture
-async def service(infra, keys_prefix):
-    url = infra.new_database("registration")
-    settings = RegistrationSettings(DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                    UCJ_TOPIC_PREFIX=keys_prefix,
-                                    UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    async for client in asgi_client(create_app(settings)):
-        conn = await asyncpg.connect(url)
-        try:
-            yield client, conn, settings
-        finally:
-            await conn.close()
+def service(keyed_registration):
+    """The registration service of conftest, with the API keys' topic:
+    (client, connection, settings)."""
+    return keyed_registration
 
 
 async def counts(conn) -> tuple[int, int, int]:
@@ -295,18 +271,8 @@ async def test_the_relay_publishes_employer_events_on_the_organisations_topic(se
     eid = (await client.post("/v1/employers", json=DINAS, headers=auth)).json()["employer_id"]
     await client.put(f"/v1/employers/{eid}/declared-workers", json={"year": 2026, "count": 330},
                      headers=auth)
-    await stack.acreate_topics(infra.bootstrap, settings.topic_prefix)
-    producer = idempotent_producer(infra.bootstrap, client_id="test-relay-employers")
-    await producer.start()
-    stop = asyncio.Event()
-    task = asyncio.create_task(OutboxRelay(settings.database_url, producer).run(stop))
-    try:
-        events = await read_events(infra.bootstrap,
-                                   topic_name(ORGANISATIONS, settings.topic_prefix), expect=2)
-    finally:
-        stop.set()
-        await task
-        await producer.stop()
+    events = await relayed_events(infra, settings, ORGANISATIONS, expect=2,
+                                  client_id="test-relay-employers")
     assert [(e.envelope.type, e.envelope.sequence) for e in events] == [
         ("employer.registered", 1), ("employer.changed", 2)]
     assert {e.envelope.subject for e in events} == {eid}

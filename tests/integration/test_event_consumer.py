@@ -87,6 +87,27 @@ async def until(check: Callable[[], Awaitable[bool]], what: str, within: float =
         await asyncio.sleep(0.2)
 
 
+async def consume_until(consumer: EventConsumer, check: Callable[[], Awaitable[bool]],
+                        what: str, within: float = 40.0) -> None:
+    """Run `consumer` until `check` holds (`what` names it if it never does), then stop it."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stop))
+    try:
+        await until(check, what, within=within)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+
+
+async def consume_all(consumer: EventConsumer, bootstrap: str, group: str, topic: str,
+                      offsets: list[int]) -> None:
+    """Run `consumer` until its group's committed offset in PARTITION is past every one of
+    `offsets`, then stop it."""
+    await consume_until(
+        consumer, lambda: _equal(committed(bootstrap, group, topic), offsets[-1] + 1),
+        "the committed offset past every event")
+
+
 async def letters(bootstrap: str, prefix: str, group: str, expect: int) -> list[dict]:
     messages = await read_topic(bootstrap, topic_name(DEAD_LETTER, prefix), expect=expect,
                                 wait_s=5, partitions=DEAD_LETTER.partitions)
@@ -118,17 +139,7 @@ async def test_unusable_registrations_are_dead_letters_and_the_good_ones_behind_
     consumer = participant_consumer(database, CLOCK, bootstrap=infra.bootstrap,
                                     topic_prefix=prefix, **FAST)
     group = f"{prefix}ucj-contributions"
-    stop = asyncio.Event()
-    running = asyncio.create_task(consumer.run(stop))
-
-    async def through() -> bool:
-        return await committed(infra.bootstrap, group, topic) == offsets[-1] + 1
-
-    try:
-        await until(through, "the committed offset past every event")
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
+    await consume_all(consumer, infra.bootstrap, group, topic, offsets)
 
     members = {str(r["participant_id"]) for r in await database.fetch(
         "SELECT participant_id FROM members")}
@@ -176,14 +187,7 @@ async def test_what_the_database_refuses_is_a_dead_letter_naming_the_error_not_t
     consumer = EventConsumer(bootstrap=infra.bootstrap, topics=[topic], group_id=group,
                              handle=handle, dead_letter_topic=topic_name(DEAD_LETTER, prefix),
                              **FAST)
-    stop = asyncio.Event()
-    running = asyncio.create_task(consumer.run(stop))
-    try:
-        await until(lambda: _equal(committed(infra.bootstrap, group, topic), offsets[-1] + 1),
-                    "the committed offset past every event")
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
+    await consume_all(consumer, infra.bootstrap, group, topic, offsets)
 
     assert await database.fetchval("SELECT array_agg(subject) FROM seen") == [
         good["participant_id"]]
@@ -218,14 +222,7 @@ async def test_a_database_away_brings_the_batch_again_and_dead_letters_nothing(
     people = [participant() for _ in range(3)]
     offsets = await send(infra.bootstrap, topic, [registration(p) for p in people])
     group = f"{prefix}ucj-contributions"
-    stop = asyncio.Event()
-    running = asyncio.create_task(consumer.run(stop))
-    try:
-        await until(lambda: _equal(committed(infra.bootstrap, group, topic), offsets[-1] + 1),
-                    "the committed offset past every event")
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
+    await consume_all(consumer, infra.bootstrap, group, topic, offsets)
 
     assert attempts >= 3
     assert await database.fetchval("SELECT count(*) FROM members") == 3
@@ -265,17 +262,12 @@ async def test_a_consumer_that_stops_fetching_while_events_wait_is_replaced(
     consumer._new_consumer = first_one_stalls  # type: ignore[method-assign]
     topic = topic_name(PARTICIPANTS, prefix)
     await send(infra.bootstrap, topic, [registration(participant()) for _ in range(2)])
-    stop = asyncio.Event()
-    running = asyncio.create_task(consumer.run(stop))
 
     async def learnt() -> bool:
         return await database.fetchval("SELECT count(*) FROM members") == 2
 
-    try:
-        await until(learnt, "both participants learnt by a new consumer", within=30)
-    finally:
-        stop.set()
-        await asyncio.wait_for(running, 30)
+    await consume_until(consumer, learnt, "both participants learnt by a new consumer",
+                        within=30)
     assert consumer.recreated == 1 and made == 2
 
 

@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import date, datetime
+from datetime import date
 
-import asyncpg
 import orjson
 import pytest
 
-from services.contributions.api import create_app
-from services.contributions.settings import ContributionsSettings
-from shared.clock import WIB, FixedClock
 from shared.events import ParticipantRegistered, decode, make_envelope
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, contributions_learn
+from tests.integration.conftest import contributions_learn
 
 pytestmark = pytest.mark.integration
 
@@ -34,18 +30,9 @@ PERSONAL = ("nik", "full_name", "name_of_worker", "birth_date", "born_in", "kpj"
 
 
 @pytest.fixture
-async def service(infra, bare_prefix):
-    url = infra.new_database("contributions")
-    settings = ContributionsSettings(DATABASE_URL=url, UCJ_TOPIC_PREFIX=bare_prefix,
-                                     KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                     UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    clock = FixedClock(datetime(2026, 11, 20, 9, 0, tzinfo=WIB))
-    async for client in asgi_client(create_app(settings, clock=clock)):
-        conn = await asyncpg.connect(url)
-        try:
-            yield client, conn
-        finally:
-            await conn.close()
+def service(contributions):
+    """The contributions service of conftest, on 20 November 2026: (client, connection)."""
+    return contributions
 
 
 async def workers(conn, count: int = 1, *, segment: str = "BPU", region: str = IN_BINJAI,

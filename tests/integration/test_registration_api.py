@@ -5,48 +5,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from deploy.local import stack
-from services.registration.api import create_app
-from services.registration.settings import RegistrationSettings
-from shared.kafka import idempotent_producer
-from shared.outbox import OutboxRelay
-from shared.topics import PARTICIPANTS, topic_name
-from tests.integration.conftest import BOOTSTRAP_KEY, asgi_client, read_events
+from shared.topics import PARTICIPANTS
+from tests.integration.conftest import BINJAI_VILLAGE, relayed_events, worker
 
-BINJAI_VILLAGE = "12.75.01.1001"
 MEDAN_VILLAGE = "12.71.01.1001"
 
 pytestmark = pytest.mark.integration
 
 
-def worker(serial: int = 1, **overrides) -> dict:
-    """A valid BPU worker from Binjai: woman born 1990-08-05, so NIK digits 7-12 are 450890."""
-    body = {"nik": f"127501450890{serial:04d}", "full_name": "Siti Aminah",
-            "birth_date": "1990-08-05", "sex": "F", "region_code": BINJAI_VILLAGE,
-            "segment": "BPU", "employer_id": None, "occupation": "pedagang",
-            "monthly_income": 1_000_000, "programs": ["JKK", "JKM"]}
-    body.update(overrides)
-    return body
-
-
 @pytest.fixture
-async def service(infra, keys_prefix):
-    url = infra.new_database("registration")
-    settings = RegistrationSettings(DATABASE_URL=url, KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap,
-                                    UCJ_TOPIC_PREFIX=keys_prefix,
-                                    UCJ_BOOTSTRAP_API_KEY=BOOTSTRAP_KEY)
-    app = create_app(settings)
-    async for client in asgi_client(app):
-        conn = await asyncpg.connect(url)
-        try:
-            yield client, conn, settings
-        finally:
-            await conn.close()
+def service(keyed_registration):
+    """The registration service of conftest, with the API keys' topic:
+    (client, connection, settings)."""
+    return keyed_registration
 
 
 async def counts(conn) -> tuple[int, int]:
@@ -326,19 +301,8 @@ async def test_the_relay_publishes_the_outbox_in_order_and_empties_it(service, a
     for village in (MEDAN_VILLAGE, BINJAI_VILLAGE, MEDAN_VILLAGE):
         await client.patch(f"/v1/participants/{pid}", json={"region_code": village},
                            headers=auth)
-    await stack.acreate_topics(infra.bootstrap, settings.topic_prefix)
-    producer = idempotent_producer(infra.bootstrap, client_id="test-relay")
-    await producer.start()
-    stop = asyncio.Event()
-    relay = OutboxRelay(settings.database_url, producer)
-    task = asyncio.create_task(relay.run(stop))
-    try:
-        events = await read_events(infra.bootstrap,
-                                   topic_name(PARTICIPANTS, settings.topic_prefix), expect=4)
-    finally:
-        stop.set()
-        await task
-        await producer.stop()
+    events = await relayed_events(infra, settings, PARTICIPANTS, expect=4,
+                                  client_id="test-relay")
     assert [e.envelope.sequence for e in events] == [1, 2, 3, 4]
     assert {e.envelope.subject for e in events} == {pid}
     # Already in the outbox together, they travel as one batch, in the partition the
