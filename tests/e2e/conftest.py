@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench.faults import synthetic_worker
 from deploy.local import stack
@@ -27,6 +28,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / ".run" / "artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PHONE = {"width": 390, "height": 844}
 WIDE = {"width": 1400, "height": 1000}
+TIMEOUT_MS = 20_000  # what a page may take to show what it has been sent
 
 
 @dataclass
@@ -94,6 +96,18 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+def text_becomes(page: Page, selector: str, expected: str, timeout: int = TIMEOUT_MS) -> None:
+    """Until the element reads `expected` (the assertion shows what it read instead)."""
+    try:
+        page.wait_for_function(
+            "([s, t]) => document.querySelector(s)?.textContent.trim() === t",
+            arg=[selector, expected], timeout=timeout)
+    except PlaywrightTimeout as error:
+        found = page.eval_on_selector(selector, "e => e.textContent") \
+            if page.query_selector(selector) else None
+        raise AssertionError(f"{selector} shows {found!r}, not {expected!r}") from error
 
 
 def id_number(n: int) -> str:

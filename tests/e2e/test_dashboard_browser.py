@@ -25,10 +25,12 @@ from tests.e2e.conftest import (
     ARTIFACTS,
     AUTH,
     PHONE,
+    TIMEOUT_MS,
     WIDE,
     RunningStack,
     id_number,
     synthetic_worker,
+    text_becomes,
 )
 from tests.e2e.test_live_coverage import coverage, pay, register, wait_until
 
@@ -39,7 +41,6 @@ LINEAGE = ["12", "12.75", "12.75.01", VILLAGE]
 VILLAGE_WORKFORCE = 4
 BINJAI = "12.75"
 BINJAI_WORKFORCE = 132826
-TIMEOUT_MS = 20_000
 # Every process's calendar, the browser's too: November is due on the 15th, so paying the month
 # owed makes a worker active (as in test_live_coverage).
 TODAY = datetime(2026, 11, 20, 9, 0, tzinfo=WIB)
@@ -90,18 +91,6 @@ def id_date(iso: str) -> str:
 
 def shown(page, code: str) -> None:
     page.wait_for_selector(f'body[data-region="{code}"]', timeout=TIMEOUT_MS)
-
-
-def text_becomes(page, selector: str, expected: str) -> None:
-    """Until the element reads `expected` (the assertion shows what it read instead)."""
-    try:
-        page.wait_for_function(
-            "([s, t]) => document.querySelector(s)?.textContent.trim() === t",
-            arg=[selector, expected], timeout=TIMEOUT_MS)
-    except PlaywrightTimeout as error:  # say what the page shows instead
-        found = page.eval_on_selector(selector, "e => e.textContent") \
-            if page.query_selector(selector) else None
-        raise AssertionError(f"{selector} shows {found!r}, not {expected!r}") from error
 
 
 def text_contains(page, selector: str, expected: str) -> None:

@@ -95,6 +95,15 @@ async def read_topic(bootstrap: str, topic: str, *, expect: int, wait_s: float =
         await consumer.stop()
 
 
+async def next_version(conn, partition: int) -> int:
+    """The next version of a coverage worker's partition, as its transaction takes it (the API
+    follows versions, services/coverage/counting_store.py): call in the caller's transaction."""
+    await conn.execute("INSERT INTO counting_partitions (partition) VALUES ($1)"
+                       " ON CONFLICT DO NOTHING", partition)
+    return await conn.fetchval("UPDATE counting_partitions SET version = version + 1"
+                               " WHERE partition = $1 RETURNING version", partition)
+
+
 @pytest.fixture
 def auth() -> dict[str, str]:
     return dict(AUTH)

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from shared.regions import directory
+from tests.integration.conftest import next_version
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +23,7 @@ async def publish(settings, partition: int, regency: str, counters: dict) -> Non
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction():
-            await conn.execute("INSERT INTO counting_partitions (partition) VALUES ($1)"
-                               " ON CONFLICT DO NOTHING", partition)
-            version = await conn.fetchval(
-                "UPDATE counting_partitions SET version = version + 1 WHERE partition = $1"
-                " RETURNING version", partition)
+            version = await next_version(conn, partition)
             await conn.executemany(
                 "INSERT INTO village_counters (partition, village, name, value, version)"
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (partition, village, name)"

@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 import pytest
 
+from tests.integration.conftest import next_version
 from tests.integration.test_coverage_api import eventually, publish
 
 pytestmark = pytest.mark.integration
@@ -22,11 +23,7 @@ async def organisation(settings, partition: int, kind: str, data: dict) -> str:
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction():
-            await conn.execute("INSERT INTO counting_partitions (partition) VALUES ($1)"
-                               " ON CONFLICT DO NOTHING", partition)
-            version = await conn.fetchval(
-                "UPDATE counting_partitions SET version = version + 1 WHERE partition = $1"
-                " RETURNING version", partition)
+            version = await next_version(conn, partition)
             await conn.execute(
                 "INSERT INTO organisations (id, kind, partition, sequence, data, version)"
                 " VALUES ($1, $2, $3, 1, $4::jsonb, $5)",

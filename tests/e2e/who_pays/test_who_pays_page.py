@@ -20,12 +20,11 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from deploy.local import demo_who_pays
 from shared.clock import WIB
-from tests.e2e.conftest import ARTIFACTS, AUTH, PHONE, WIDE, id_number
+from tests.e2e.conftest import ARTIFACTS, AUTH, PHONE, TIMEOUT_MS, WIDE, id_number, text_becomes
 from tests.e2e.who_pays.conftest import Demo
 
 pytestmark = pytest.mark.e2e
 
-TIMEOUT_MS = 20_000
 COUNTING_MS = 90_000  # the coverage workers count the seeded workers asynchronously
 NORTH_SUMATRA = "12"
 SERDANG_BEDAGAI = demo_who_pays.SERDANG_BEDAGAI
@@ -57,18 +56,6 @@ def cover_a_staff_member(demo: Demo) -> str:
 def shown(page: Page, code: str) -> None:
     """Until the page shows the region and its figures."""
     page.wait_for_selector(f'body[data-region="{code}"][data-loaded="1"]', timeout=TIMEOUT_MS)
-
-
-def text_becomes(page: Page, selector: str, expected: str, timeout: int = TIMEOUT_MS) -> None:
-    """Until the element reads `expected` (the assertion shows what it read instead)."""
-    try:
-        page.wait_for_function(
-            "([s, t]) => document.querySelector(s)?.textContent.trim() === t",
-            arg=[selector, expected], timeout=timeout)
-    except PlaywrightTimeout as error:
-        found = page.eval_on_selector(selector, "e => e.textContent") \
-            if page.query_selector(selector) else None
-        raise AssertionError(f"{selector} shows {found!r}, not {expected!r}") from error
 
 
 def rows_become(page: Page, selector: str, count: int, at_least: bool = False) -> None:
