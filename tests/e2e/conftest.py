@@ -98,16 +98,20 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-def text_becomes(page: Page, selector: str, expected: str, timeout: int = TIMEOUT_MS) -> None:
-    """Until the element reads `expected` (the assertion shows what it read instead)."""
+def text_becomes(page: Page, selector: str, expected: str, timeout: int = TIMEOUT_MS, *,
+                 holds: bool = False) -> None:
+    """Until the element reads `expected` (with `holds`: until its text holds it); the
+    assertion shows what it read instead."""
+    check = "(document.querySelector(s)?.textContent ?? '')" + (
+        ".includes(t)" if holds else ".trim() === t")
     try:
-        page.wait_for_function(
-            "([s, t]) => document.querySelector(s)?.textContent.trim() === t",
-            arg=[selector, expected], timeout=timeout)
+        page.wait_for_function(f"([s, t]) => {check}", arg=[selector, expected],
+                               timeout=timeout)
     except PlaywrightTimeout as error:
         found = page.eval_on_selector(selector, "e => e.textContent") \
             if page.query_selector(selector) else None
-        raise AssertionError(f"{selector} shows {found!r}, not {expected!r}") from error
+        raise AssertionError(f"{selector} shows {found!r}, "
+                             f"{'without' if holds else 'not'} {expected!r}") from error
 
 
 def id_number(n: int) -> str:
