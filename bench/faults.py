@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from deploy.local import stack
+from deploy.local.demo_who_pays import NOT_LEARNT
 from deploy.local.process import ManagedProcess
 from services.coverage.reconcile import reconcile_until
 from shared.events import (
@@ -251,6 +252,7 @@ async def run_load(running: FaultStack, regency: str, seconds: float, chunk: int
     villages = [v.code for d in districts[:3] for v in directory().children(d.code)]
     load = Load()
     unpaid: list[tuple[str, str]] = []  # (participant id, segment)
+    late: list[str] = []  # to be enrolled once contributions has learnt them
     until = time.monotonic() + seconds
     async with httpx.AsyncClient(timeout=30) as client:
         employer, programme = await _who_pays(client, running, regency, until, load)
@@ -274,15 +276,24 @@ async def run_load(running: FaultStack, regency: str, seconds: float, chunk: int
             due, unpaid = unpaid[: chunk // 2], unpaid[chunk // 2:] + new
             funded: list[str] = []
             if programme:
-                funded = await _enrol(client, running, programme,
-                                      [pid for pid, segment in due[::2] if segment == "BPU"],
-                                      load, until)
+                funded, learning = await _enrol(
+                    client, running, programme,
+                    [pid for pid, segment in due[::2] if segment == "BPU"], load, until)
                 load.enrolled += len(funded)
+                late += learning
             await _pay(client, running, funded, load, until, programme_id=programme)
-            rest = [(pid, segment) for pid, segment in due if pid not in set(funded)]
+            taken = set(funded) | set(late)
+            rest = [(pid, segment) for pid, segment in due if pid not in taken]
             for segment in ("BPU", "PU"):
                 await _pay(client, running, [pid for pid, s in rest if s == segment], load,
                            until)
+        # Workers the programme could not enrol while contributions had not learnt them (the
+        # fault held their events back): enrolled and paid once it has.
+        while programme and late and time.monotonic() < until + 60:
+            await asyncio.sleep(1.0)
+            funded, late = await _enrol(client, running, programme, late, load, until)
+            load.enrolled += len(funded)
+            await _pay(client, running, funded, load, until, programme_id=programme)
     return load
 
 
@@ -304,17 +315,20 @@ async def _who_pays(client: httpx.AsyncClient, running: FaultStack, regency: str
 
 
 async def _enrol(client: httpx.AsyncClient, running: FaultStack, programme: str,
-                 pids: list[str], load: Load, until: float) -> list[str]:
-    """Those of `pids` the programme enrolled (a worker contributions does not know yet is
-    refused, and paid otherwise)."""
+                 pids: list[str], load: Load, until: float) -> tuple[list[str], list[str]]:
+    """(those of `pids` the programme enrolled, those contributions has not learnt yet: it
+    refuses them until their registrations reach it)."""
     if not pids:
-        return []
+        return [], []
     response = await _post(
         client, f"{running.url('contributions')}/v1/programmes/{programme}/enrolments",
         {"enrolments": [{"participant_id": pid} for pid in pids]}, AUTH, load, until)
     if response is None:
-        return []
-    return [r["participant_id"] for r in response.json()["results"]]
+        return [], []
+    body = response.json()
+    learning = [pids[r["index"]] for r in body["rejected"]
+                if [e.get("message") for e in r.get("errors", [])] == [NOT_LEARNT]]
+    return [r["participant_id"] for r in body["results"]], learning
 
 
 async def _pay(client: httpx.AsyncClient, running: FaultStack, pids: list[str], load: Load,
