@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from deploy.local import stack
-from deploy.local.demo_who_pays import NOT_LEARNT
+from deploy.local.demo_who_pays import not_learnt_yet
 from deploy.local.process import ManagedProcess
 from services.coverage.reconcile import reconcile_until
 from shared.events import (
@@ -326,8 +326,7 @@ async def _enrol(client: httpx.AsyncClient, running: FaultStack, programme: str,
     if response is None:
         return [], []
     body = response.json()
-    learning = [pids[r["index"]] for r in body["rejected"]
-                if [e.get("message") for e in r.get("errors", [])] == [NOT_LEARNT]]
+    learning = [pids[r["index"]] for r in body["rejected"] if not_learnt_yet(r)]
     return [r["participant_id"] for r in body["results"]], learning
 
 

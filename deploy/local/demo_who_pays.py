@@ -78,8 +78,14 @@ def worker(village: str, rng: random.Random, today: date, **fields: Any) -> dict
     return row | fields
 
 
-NOT_LEARNT = "no participant has this id"  # contributions has not learnt the worker yet
 LEARNING_SECONDS = 60.0  # how long a worker registered a moment ago may take to get there
+
+
+def not_learnt_yet(rejected: dict[str, Any]) -> bool:
+    """Whether a bulk answer's refused row was refused only because contributions has not
+    learnt the worker yet (its registration is on the way): worth sending again."""
+    return [e.get("message") for e in rejected.get("errors", [])] == [
+        "no participant has this id"]
 
 
 def post_in_chunks(http: httpx.Client, url: str, key: str, rows: list[dict[str, Any]],
@@ -106,7 +112,7 @@ def post_until_learnt(http: httpx.Client, url: str, key: str, rows: list[dict[st
         for start, body in post_in_chunks(http, url, key, rows, size, result, what):
             taken += int(body["accepted"])
             for rejected in body["rejected"]:
-                if [e.get("message") for e in rejected["errors"]] == [NOT_LEARNT]:
+                if not_learnt_yet(rejected):
                     again.append(rows[start + rejected["index"]])
                 elif len(result.problems) < 10:
                     result.problems.append(f"{what} refused: {rejected['errors']}")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import HTMLResponse
 from sse_starlette import EventSourceResponse
 
 from services.coverage import reports
@@ -306,29 +305,33 @@ async def reconcile_served(request: Request, _: Admin, live: Live) -> SelfCheck:
     return await check_served_counters(live, request.app.state.pool)
 
 
+def _page_file(path: Path, media_type: str) -> Response:
+    """A file of the operators' pages, read anew each time (no-cache: a new build shows)."""
+    return Response(path.read_bytes(), media_type=media_type,
+                    headers={"Cache-Control": "no-cache"})
+
+
 @router.get("/", include_in_schema=False)
-async def dashboard() -> HTMLResponse:
-    return HTMLResponse(DASHBOARD.read_bytes(), headers={"Cache-Control": "no-cache"})
+async def dashboard() -> Response:
+    return _page_file(DASHBOARD, "text/html; charset=utf-8")
 
 
 @router.get("/who-pays", include_in_schema=False)
-async def who_pays_page() -> HTMLResponse:
+async def who_pays_page() -> Response:
     """Programmes, OPDs and channels of a region (?region=CODE), in Bahasa Indonesia."""
-    return HTMLResponse(WHO_PAYS_PAGE.read_bytes(), headers={"Cache-Control": "no-cache"})
+    return _page_file(WHO_PAYS_PAGE, "text/html; charset=utf-8")
 
 
 @router.get("/dashboard/common.css", include_in_schema=False)
 async def pages_stylesheet() -> Response:
     """The stylesheet both pages load (/ and /who-pays)."""
-    return Response(PAGES_CSS.read_bytes(), media_type="text/css; charset=utf-8",
-                    headers={"Cache-Control": "no-cache"})
+    return _page_file(PAGES_CSS, "text/css; charset=utf-8")
 
 
 @router.get("/dashboard/common.js", include_in_schema=False)
 async def pages_script() -> Response:
     """The script both pages load before their own (/ and /who-pays)."""
-    return Response(PAGES_JS.read_bytes(), media_type="text/javascript; charset=utf-8",
-                    headers={"Cache-Control": "no-cache"})
+    return _page_file(PAGES_JS, "text/javascript; charset=utf-8")
 
 
 def create_app(settings: CoverageApiSettings, *,

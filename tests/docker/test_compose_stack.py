@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 
 from bench.faults import synthetic_worker
 from deploy.local.process import REPO, free_port
+from tests.polling import first_answer
 
 AUTH = {"Authorization": "Bearer dev-bootstrap-key"}
 VILLAGE = "12.75.01.1001"  # Kota Binjai
@@ -64,18 +65,6 @@ class ComposeStack:
         return found
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str,
-               state: Callable[[], Any] = lambda: None) -> Any:
-    """The first answer of `check` that is not None (`state` says how far it got)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found is not None:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not reached in {timeout:.0f} s; last: {state()}")
-
-
 @pytest.fixture(scope="module")
 def compose_stack() -> Iterator[ComposeStack]:
     ports = {name: free_port() for name in PORTS}
@@ -99,7 +88,7 @@ def compose_stack() -> Iterator[ComposeStack]:
                 all(status == "healthy" for status in last.values())
             return True if done else None
 
-        wait_until(all_healthy, 240, "every service healthy", lambda: last)
+        first_answer(all_healthy, 240, "every service healthy", lambda: last, every=0.5)
         print(f"\ncompose stack {project} healthy in {time.monotonic() - t0:.1f} s")
         yield running
     except BaseException:
@@ -134,13 +123,14 @@ def test_a_worker_registered_and_paid_for_moves_the_coverage_counters(
             now = coverage(http, compose_stack, VILLAGE)
             return now if now[field] == want else None
 
-        wait_until(lambda: counted("registered", before["registered"] + 1), 60, "registered +1")
+        first_answer(lambda: counted("registered", before["registered"] + 1), 60,
+                     "registered +1", every=0.5)
 
         def dues() -> dict[str, Any] | None:  # 404 until contributions learnt the worker
             r = http.get(f"{compose_stack.url('contributions')}/v1/dues/{pid}?months=1")
             return dict(r.json()) if r.status_code == 200 else None
 
-        owed = wait_until(dues, 60, f"dues of {pid}")
+        owed = first_answer(dues, 60, f"dues of {pid}", every=0.5)
         paid = http.post(f"{compose_stack.url('contributions')}/v1/contributions", json={
             "payment_ref": f"COMPOSE-{uuid.uuid4().hex[:12]}", "participant_id": pid,
             "first_period": owed["first_period"], "months": 1, "amount": owed["amount"],
@@ -148,5 +138,6 @@ def test_a_worker_registered_and_paid_for_moves_the_coverage_counters(
         assert paid.status_code == 201, paid.text
         assert paid.json()["membership_status"] == "active", paid.text
 
-        after = wait_until(lambda: counted("active", before["active"] + 1), 60, "active +1")
+        after = first_answer(lambda: counted("active", before["active"] + 1), 60, "active +1",
+                             every=0.5)
         assert after["registered"] == before["registered"] + 1

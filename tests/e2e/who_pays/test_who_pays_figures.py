@@ -8,7 +8,6 @@ new counters agree with the source databases (reconcile, drift 0)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import date
 
 import httpx
@@ -18,19 +17,9 @@ from deploy.local import demo_who_pays
 from services.coverage.reconcile import reconcile_until, render
 from tests.e2e.conftest import AUTH
 from tests.e2e.who_pays.conftest import Demo
+from tests.polling import first_answer
 
 pytestmark = pytest.mark.e2e
-
-
-def until(check, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last is not None:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"never: {what}")
 
 
 def test_tanjungbalais_programme_shows_quota_enrolled_and_paid(demo: Demo):
@@ -41,7 +30,7 @@ def test_tanjungbalais_programme_shows_quota_enrolled_and_paid(demo: Demo):
         body = httpx.get(f"{coverage}/v1/coverage/programmes/{seeded.programme_id}").json()
         return body if body.get("paid_this_month") == 345 and body["enrolled"] == 690 else None
 
-    body = until(figures, "the programme shows 690 enrolled and 345 paid")
+    body = first_answer(figures, 60, "the programme shows 690 enrolled and 345 paid")
     assert body["quota"] == 690 and body["not_paid_this_month"] == 345
     assert body["budget_spent"] == 345 * 16_800
     assert body["budget_left"] == 690 * 16_800 * 12 - 345 * 16_800
@@ -60,7 +49,7 @@ def test_serdang_bedagai_shows_23_opds_with_none_covered(demo: Demo):
         body = httpx.get(f"{coverage}/v1/coverage/employers?region=12.18&kind=opd").json()
         return body if body["summary"]["active"] == 904 else None
 
-    body = until(summary, "904 covered staff of Serdang Bedagai's OPDs")
+    body = first_answer(summary, 60, "904 covered staff of Serdang Bedagai's OPDs")
     assert body["summary"]["employers"] == 35
     assert body["summary"]["with_covered"] == 12 and body["summary"]["without_covered"] == 23
     none = httpx.get(f"{coverage}/v1/coverage/employers?region=12.18&kind=opd&covered=none"
@@ -81,7 +70,7 @@ def test_each_channel_shows_its_new_registrations_this_month(demo: Demo):
             return body
         return None
 
-    body = until(channels, f"channels {by_channel}")
+    body = first_answer(channels, 60, f"channels {by_channel}")
     for channel in ("pemda", "employer", "agent", "village_office", "partner_api"):
         months = {m["month"]: m for m in body["channels"][channel]}
         assert months[month]["registered"] >= by_channel[channel], channel
